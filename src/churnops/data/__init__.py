@@ -1,0 +1,1 @@
+"""Reading, describing and checking customer tables."""

@@ -1,0 +1,1 @@
+"""Turning schema-described columns into model inputs."""

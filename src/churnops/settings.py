@@ -1,0 +1,227 @@
+"""Typed configuration: defaults < params.yaml < CHURNOPS_* environment variables.
+
+Only entry points (CLI commands, create_app, flows) call `get_settings()`; everything below them
+receives the typed sections it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from churnops.errors import ConfigError
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+CandidateName = Literal["logistic_regression", "random_forest", "xgboost", "lightgbm"]
+ALL_CANDIDATES: tuple[CandidateName, ...] = (
+    "logistic_regression",
+    "random_forest",
+    "xgboost",
+    "lightgbm",
+)
+
+
+class DataSettings(BaseModel):
+    """Which table to read and what its columns mean."""
+
+    path: str | None = None  # None: the bundled demo dataset with its own column settings
+    target: str | None = None
+    positive_label: str | None = None  # None: inferred for 0/1, true/false and yes/no targets
+    id_column: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+    max_null_rate: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class BusinessSettings(BaseModel):
+    """Value of a retained customer and cost of an offer; all set means profit-based threshold."""
+
+    value_retained: float | None = None
+    offer_cost: float | None = None
+    offer_success_rate: float | None = Field(None, ge=0.0, le=1.0)
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.value_retained, self.offer_cost, self.offer_success_rate)
+
+
+class RiskBands(BaseModel):
+    """Probability cut points: below `medium` is low, from `high` on is high."""
+
+    medium: float = Field(0.3, gt=0.0, lt=1.0)
+    high: float = Field(0.6, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskBands:
+        if self.medium >= self.high:
+            raise ValueError(f"risk_bands.medium ({self.medium}) must be below high ({self.high})")
+        return self
+
+
+class TrainingSettings(BaseModel):
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0.0, lt=0.5)
+    cv_folds: int = Field(5, ge=2, le=20)
+    budget_minutes: float = Field(2.0, gt=0.0)
+    candidates: list[CandidateName] = Field(default_factory=lambda: list(ALL_CANDIDATES))
+    n_jobs: int = 2
+    leakage_feature_auc: float = 0.98
+    leakage_model_auc: float = 0.99
+    allow_leakage: bool = False
+
+
+class RegistrySettings(BaseModel):
+    model_name: str = "churn-model"
+    promotion_metric: str = "test_roc_auc"
+    promotion_margin: float = 0.002
+    experiment: str = "churnops"
+
+
+class ServingSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    model_uri: str | None = None  # None: models:/<registry.model_name>@champion
+    max_batch_size: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    reload_interval_seconds: float = 30.0
+    rate_limit_per_minute: int = 100
+    rate_limits: dict[str, int] = Field(default_factory=dict)  # route path -> requests/minute
+    api_key_hashes: list[str] = Field(default_factory=list)
+    keys_file: str = ".churnops/api_keys.json"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    spool_path: str = ".churnops/spool.jsonl"
+    spool_max_bytes: int = 256 * 1024 * 1024
+    store_flush_interval_seconds: float = 0.5
+    store_batch_size: int = 500
+
+
+class MonitoringSettings(BaseModel):
+    psi_warning: float = 0.1
+    psi_drift: float = 0.2
+    js_drift: float = 0.1
+    wasserstein_drift: float = 0.1
+    dataset_drift_share: float = 0.3
+    performance_drop: float = 0.05
+    default_window: str = "7d"
+    webhook_url: str | None = None
+    reports_dir: str = "reports"
+
+
+class Settings(BaseSettings):
+    """Everything churnops can be told. Nested env vars use `__`: CHURNOPS_DATA__TARGET=churn."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHURNOPS_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    home: str = ".churnops"
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite under `home`
+    database_url: str | None = None  # None: sqlite under `home`
+    redis_url: str | None = None
+    data: DataSettings = Field(default_factory=DataSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    business: BusinessSettings = Field(default_factory=BusinessSettings)
+    risk_bands: RiskBands = Field(default_factory=RiskBands)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file (passed as init kwargs) so deployments override params.yaml.
+        return env_settings, init_settings
+
+    def resolved_tracking_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        from_env = os.environ.get("MLFLOW_TRACKING_URI")
+        if from_env:
+            return from_env
+        return f"sqlite:///{Path(self.home).resolve() / 'mlflow.db'}"
+
+    def artifact_location(self) -> str | None:
+        """Artifact root for new experiments when tracking to a local SQLite store."""
+        if self.resolved_tracking_uri().startswith("sqlite:"):
+            return (Path(self.home).resolve() / "mlruns").as_uri()
+        return None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.home).resolve() / 'predictions.db'}"
+
+    def champion_uri(self) -> str:
+        return self.serving.model_uri or f"models:/{self.registry.model_name}@champion"
+
+
+def load_params_file(path: str | Path | None) -> dict[str, Any]:
+    """Read params.yaml; a missing default file is fine, a missing named file is an error."""
+    if path is None:
+        path = Path(os.environ.get("CHURNOPS_CONFIG", DEFAULT_PARAMS_FILE))
+        if not Path(path).exists():
+            return {}
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    return loaded
+
+
+def get_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from params.yaml, the environment and explicit overrides (highest)."""
+    from pydantic import ValidationError
+
+    params = load_params_file(config_path)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = params
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        settings = Settings(**params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+    # Explicit overrides beat the environment too: apply them after env parsing.
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        _set_dotted(settings, dotted, value)
+    return settings
+
+
+def _set_dotted(settings: Settings, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = settings
+    for part in parents:
+        node = getattr(node, part)
+    setattr(node, leaf, value)
