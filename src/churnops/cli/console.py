@@ -1,0 +1,82 @@
+"""Rich consoles and the one place CLI errors become a readable line and an exit code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from churnops.errors import ChurnopsError
+
+# Human output goes to stderr so that `--json` leaves stdout machine-readable.
+err_console = Console(stderr=True)
+out_console = Console()
+EXIT_ERROR = 2
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
+    )
+    if not verbose:
+        for noisy in ("mlflow", "alembic", "optuna", "urllib3", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn churnops errors into `error: ...` on stderr and exit code 2 (never a traceback)."""
+    try:
+        yield
+    except ChurnopsError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+class RichReporter:
+    """Training progress as a Rich progress bar with a line per stage."""
+
+    def __init__(self, console: Console = err_console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("[dim]{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: int | None = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+        self.progress.stop()
+
+    def _finish(self) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[-1]
+            self.progress.update(self.task, completed=task.total or 1, total=task.total or 1)
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        self._finish()
+        self.task = self.progress.add_task(description, total=total or 1, detail="")
+
+    def advance(self, detail: str = "") -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, detail=detail)

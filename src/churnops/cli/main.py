@@ -1,0 +1,39 @@
+"""The `churnops` command: one Typer app, sub-commands delegate to the core."""
+
+from __future__ import annotations
+
+import typer
+
+from churnops import __version__
+from churnops.cli import eda, models, train
+from churnops.cli.console import setup_logging
+
+app = typer.Typer(
+    name="churnops",
+    help="Churn and customer-risk prediction, from raw table to monitored production model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"churnops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """churnops: train, register, serve, score and monitor churn models."""
+    setup_logging(verbose)
+
+
+app.command("train")(train.train_command)
+app.command("eda")(eda.eda_command)
+app.add_typer(models.app, name="models")

@@ -1,0 +1,38 @@
+"""Options shared by several commands, and turning them into Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from churnops.data.sources import resolve_data_settings
+from churnops.settings import Settings, get_settings
+
+ConfigOption = typer.Option(None, "--config", "-c", help="params.yaml to read (default ./params.yaml).")
+DataOption = typer.Option(None, "--data", "-d", help="Table: CSV/XLSX/Parquet/JSONL or SQLAlchemy URL#table.")
+TargetOption = typer.Option(None, "--target", help="Target column (binary).")
+PositiveOption = typer.Option(None, "--positive-label", help="Target value that counts as churn.")
+IdOption = typer.Option(None, "--id-column", help="Customer id column (never a feature).")
+ExcludeOption = typer.Option(None, "--exclude", help="Column to leave out (repeatable).")
+
+
+def settings_for_data(
+    config: Path | None,
+    *,
+    data: str | None,
+    target: str | None,
+    positive_label: str | None,
+    id_column: str | None,
+    exclude: list[str] | None,
+) -> Settings:
+    settings = get_settings(config)
+    settings.data = resolve_data_settings(
+        settings.data,
+        path=data,
+        target=target,
+        positive_label=positive_label,
+        id_column=id_column,
+        exclude=exclude or None,
+    )
+    return settings

@@ -1,0 +1,105 @@
+"""`churnops train`: validate, tune and compare candidates, register, gate, print the card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markdown import Markdown
+from rich.table import Table
+
+from churnops.cli.console import RichReporter, cli_errors, err_console, out_console
+from churnops.cli.options import (
+    ConfigOption,
+    DataOption,
+    ExcludeOption,
+    IdOption,
+    PositiveOption,
+    TargetOption,
+    settings_for_data,
+)
+from churnops.data.load import load_training_table
+from churnops.modeling.tracking import configure_tracking, ensure_experiment
+from churnops.modeling.train import TrainingOutcome, run_training
+
+
+def comparison_table(outcome: TrainingOutcome) -> Table:
+    table = Table(title="Candidates (CV on train, then held-out test)")
+    for column in ("model", "cv roc-auc", "test roc-auc", "pr-auc", "f1", "brier", "calib.", "trials"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for r in sorted(outcome.candidates, key=lambda r: -r.cv["roc_auc"]):
+        mark = " *" if r.name == outcome.winner.name else ""
+        table.add_row(
+            f"{r.name}{mark}",
+            f"{r.cv['roc_auc']:.4f}",
+            f"{r.test['roc_auc']:.4f}",
+            f"{r.test['pr_auc']:.4f}",
+            f"{r.test['f1']:.4f}",
+            f"{r.test['brier']:.4f}",
+            r.calibration,
+            f"{r.n_trials}{'+' if r.truncated else ''}",
+        )
+    return table
+
+
+def _eda_writer() -> object | None:
+    try:
+        from churnops.reporting.eda import write_eda_report
+    except ImportError:
+        return None
+
+    def write(frame, schema, path, digest):  # type: ignore[no-untyped-def]
+        return write_eda_report(frame, schema, path, fingerprint=digest)
+
+    return write
+
+
+def train_command(
+    data: str | None = DataOption,
+    config: Path | None = ConfigOption,
+    target: str | None = TargetOption,
+    positive_label: str | None = PositiveOption,
+    id_column: str | None = IdOption,
+    exclude: list[str] | None = ExcludeOption,
+    budget_minutes: float | None = typer.Option(None, "--budget-minutes", help="Tuning time cap."),
+    allow_leakage: bool = typer.Option(False, "--allow-leakage", help="Promote even if flagged."),
+    model_name: str | None = typer.Option(None, "--model-name", help="Registered model name."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary to stdout only."),
+) -> None:
+    """Train and compare candidates on a table, register the winner, promote it if it earns it."""
+    with cli_errors():
+        settings = settings_for_data(
+            config,
+            data=data,
+            target=target,
+            positive_label=positive_label,
+            id_column=id_column,
+            exclude=exclude,
+        )
+        if budget_minutes is not None:
+            settings.training.budget_minutes = budget_minutes
+        if allow_leakage:
+            settings.training.allow_leakage = True
+        if model_name:
+            settings.registry.model_name = model_name
+        frame, schema = load_training_table(settings.data)
+        client = configure_tracking(settings)
+        experiment_id = ensure_experiment(client, settings)
+        with RichReporter() as reporter:
+            outcome = run_training(
+                frame,
+                schema=schema,
+                settings=settings,
+                client=client,
+                experiment_id=experiment_id,
+                reporter=reporter,
+                eda_writer=_eda_writer(),  # type: ignore[arg-type]
+            )
+        if as_json:
+            typer.echo(json.dumps(outcome.summary()))
+            return
+        out_console.print(comparison_table(outcome))
+        if outcome.leakage_flags:
+            err_console.print("[bold red]LEAKAGE FLAGGED[/]: " + "; ".join(map(str, outcome.leakage_flags)))
+        out_console.print(Markdown(outcome.card))

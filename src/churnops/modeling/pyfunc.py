@@ -1,0 +1,127 @@
+"""ChurnModel: the MLflow pyfunc wrapper, so any MLflow consumer can load and score the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, DataType
+from mlflow.types import Schema as MlflowSchema
+
+from churnops.data.schema import Schema
+from churnops.data.validate import validate_against_schema
+from churnops.modeling.scorer import ModelBundle, Scorer
+
+BUNDLE_ARTIFACT = "bundle"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+REQUIREMENTS = (
+    "mlflow",
+    "scikit-learn",
+    "xgboost-cpu",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pydantic",
+    "pydantic-settings",
+    "pyyaml",
+    "joblib",
+)
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Loads the bundle once, validates input against the schema, scores through `Scorer`."""
+
+    scorer: Scorer
+
+    def load_context(self, context: Any) -> None:
+        bundle: ModelBundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
+        self.scorer = Scorer(bundle)
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        validate_against_schema(frame, self.scorer.schema)
+        reasons = bool((params or {}).get("reasons", True))
+        return self.scorer.predict_frame(frame, reasons=reasons)
+
+
+def input_schema(schema: Schema) -> MlflowSchema:
+    """Signature inputs from our schema (training dtypes); the id column is optional."""
+    columns = []
+    if schema.id_column:
+        id_dtype = next((c.dtype for c in schema.ignored if c.name == schema.id_column), "str")
+        id_kind = DataType.long if id_dtype == "int" else DataType.string
+        columns.append(ColSpec(id_kind, schema.id_column, required=False))
+    for column in schema.features:
+        if column.dtype == "bool":
+            kind = DataType.boolean
+        elif column.dtype == "int":
+            kind = DataType.long
+        elif column.is_numeric_encoded:
+            kind = DataType.double
+        else:
+            kind = DataType.string
+        columns.append(ColSpec(kind, column.name))
+    return MlflowSchema(columns)
+
+
+def _pinned_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in REQUIREMENTS:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
+def log_churn_model(bundle: ModelBundle, *, workdir: Path, name: str = "model") -> ModelInfo:
+    """Log the bundle as ONE pyfunc model (with signature, input example and readable sidecars)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    bundle_path = workdir / "bundle.joblib"
+    joblib.dump(bundle, bundle_path)
+    schema_path = bundle.schema.save(workdir / "schema.yaml")
+    profile_path = workdir / "reference_profile.json"
+    profile_path.write_text(bundle.profile.model_dump_json())
+    example = pd.DataFrame(bundle.input_example)
+    output = Scorer(bundle).predict_frame(example)
+    signature = infer_signature(example, output, params={"reasons": True})
+    signature = ModelSignature(
+        inputs=input_schema(bundle.schema), outputs=signature.outputs, params=signature.params
+    )
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=ChurnModel(),
+        artifacts={
+            BUNDLE_ARTIFACT: str(bundle_path),
+            "schema": str(schema_path),
+            "reference_profile": str(profile_path),
+        },
+        code_paths=[str(PACKAGE_DIR)],
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pinned_requirements(),
+        metadata={"churnops": json.dumps({"candidate": bundle.candidate, "threshold": bundle.threshold})},
+    )
+
+
+def load_scorer(model_uri: str) -> tuple[Scorer, Any]:
+    """Load a registered model and return its Scorer (fast path) and the pyfunc model."""
+    from churnops.errors import ModelNotFoundError
+
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except Exception as exc:
+        raise ModelNotFoundError(f"cannot load model {model_uri!r}: {exc}") from exc
+    python_model = model.unwrap_python_model()
+    if not isinstance(python_model, ChurnModel):
+        raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
+    return python_model.scorer, model

@@ -1,0 +1,190 @@
+"""Model registry operations: register, the promotion gate, promote, rollback, list.
+
+`champion` is what consumers serve; `challenger` is the newest candidate. Every alias move is
+recorded as tags (who, when, why) on the version, and the champion history as a JSON tag on the
+registered model so that rollback knows where to go back to.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from churnops.errors import RegistryError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "churnops.champion_history"
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: str
+    aliases: list[str]
+    candidate: str
+    cv_roc_auc: float | None
+    test_roc_auc: float | None
+    threshold: float | None
+    leakage: bool
+    created_at: str
+    run_id: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry in some containers
+        return "unknown"
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def register_version(
+    client: MlflowClient, *, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> ModelVersion:
+    """Register the logged model as a new version and give it the challenger alias."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="churnops churn-risk model")
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return client.get_model_version(name, version.version)
+
+
+def promotion_decision(
+    *,
+    candidate_score: float,
+    champion_score: float | None,
+    margin: float,
+    leakage_flags: list[str],
+    allow_leakage: bool,
+    metric: str = "test_roc_auc",
+) -> PromotionDecision:
+    """The gate: no leakage (unless allowed), and no champion yet or better by `margin`."""
+    if leakage_flags and not allow_leakage:
+        return PromotionDecision(False, f"leakage flagged: {'; '.join(leakage_flags)}")
+    if champion_score is None:
+        return PromotionDecision(True, "no champion yet")
+    if candidate_score >= champion_score + margin:
+        return PromotionDecision(
+            True,
+            f"{metric} {candidate_score:.4f} beats champion {champion_score:.4f} by >= {margin}",
+        )
+    return PromotionDecision(
+        False,
+        f"{metric} {candidate_score:.4f} does not beat champion {champion_score:.4f} by {margin}",
+    )
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    tags = client.get_registered_model(name).tags
+    return list(json.loads(tags.get(HISTORY_TAG, "[]")))
+
+
+def promote(client: MlflowClient, *, name: str, version: str, why: str) -> ModelVersion:
+    """Move the champion alias to `version`, remembering the previous champion for rollback."""
+    try:
+        target = client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise RegistryError(f"model {name!r} has no version {version}") from exc
+    current = alias_version(client, name, CHAMPION)
+    if current is not None and current.version == target.version:
+        raise RegistryError(f"version {version} of {name!r} is already the champion")
+    history = _history(client, name)
+    if current is not None:
+        history.append(str(current.version))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-50:]))
+    client.set_registered_model_alias(name, CHAMPION, target.version)
+    _record(client, name, target.version, "promoted", why)
+    return client.get_model_version(name, target.version)
+
+
+def rollback(client: MlflowClient, *, name: str, why: str) -> ModelVersion:
+    """Give the champion alias back to the previous champion."""
+    history = _history(client, name) if _exists(client, name) else []
+    if not history:
+        raise RegistryError(f"model {name!r} has no previous champion to roll back to")
+    previous = history.pop()
+    current = alias_version(client, name, CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    if current is not None:
+        _record(client, name, current.version, "rolled_back_from", why)
+    _record(client, name, previous, "rolled_back_to", why)
+    return client.get_model_version(name, previous)
+
+
+def _exists(client: MlflowClient, name: str) -> bool:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
+
+
+def _record(client: MlflowClient, name: str, version: str, action: str, why: str) -> None:
+    client.set_model_version_tag(name, version, f"churnops.{action}_by", _who())
+    client.set_model_version_tag(name, version, f"churnops.{action}_at", _now())
+    client.set_model_version_tag(name, version, f"churnops.{action}_why", why)
+
+
+def record_decision(
+    client: MlflowClient, *, name: str, version: str, decision: PromotionDecision
+) -> None:
+    client.set_model_version_tag(name, version, "churnops.gate", "passed" if decision.promote else "held")
+    client.set_model_version_tag(name, version, "churnops.gate_reason", decision.reason)
+
+
+def _float(tags: dict[str, Any], key: str) -> float | None:
+    try:
+        return float(tags[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def list_versions(client: MlflowClient, *, name: str) -> list[VersionSummary]:
+    if not _exists(client, name):
+        raise RegistryError(f"no registered model named {name!r}")
+    versions = client.search_model_versions(f"name = '{name}'")
+    summaries = []
+    for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        tags = dict(v.tags)
+        summaries.append(
+            VersionSummary(
+                version=str(v.version),
+                aliases=sorted(getattr(v, "aliases", []) or []),
+                candidate=tags.get("churnops.candidate", "?"),
+                cv_roc_auc=_float(tags, "churnops.cv_roc_auc"),
+                test_roc_auc=_float(tags, "churnops.test_roc_auc"),
+                threshold=_float(tags, "churnops.threshold"),
+                leakage=tags.get("churnops.leakage", "false") == "true",
+                created_at=datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(
+                    timespec="seconds"
+                ),
+                run_id=v.run_id,
+            )
+        )
+    return summaries

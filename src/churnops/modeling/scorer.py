@@ -1,0 +1,174 @@
+"""The trained model as one object: bundle (what is saved) and Scorer (what every consumer calls).
+
+The API, the batch scorer, the Spark UDF and the MLflow pyfunc all score through `Scorer`, so they
+can never disagree about columns, encodings, calibration, threshold or risk bands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from churnops.data.profile import ReferenceProfile
+from churnops.data.schema import Schema
+from churnops.features.encoder import FastEncoder, Records
+from churnops.modeling.calibration import Calibrator
+from churnops.modeling.predictors import predictor_for
+from churnops.settings import RiskBands
+
+RISK_LEVELS = ("low", "medium", "high")
+TOP_REASONS = 3
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to score and to monitor, saved as one artifact of the MLflow model."""
+
+    schema: Schema
+    pipeline: Pipeline  # fitted: "preprocess" ColumnTransformer + "classifier"
+    calibrator: Calibrator
+    threshold: float
+    risk_bands: RiskBands
+    profile: ReferenceProfile
+    candidate: str
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, float]]  # {"cv": {...}, "test": {...}}
+    data_fingerprint: str
+    trained_at: str
+    leakage_flags: list[dict[str, Any]] = field(default_factory=list)
+    input_example: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    value: Any
+    contribution: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "value": self.value, "contribution": self.contribution}
+
+
+@dataclass(frozen=True)
+class Scores:
+    probability: np.ndarray  # calibrated P(positive)
+    will_churn: np.ndarray  # bool, probability >= threshold
+    risk_level: np.ndarray  # object array of "low" / "medium" / "high"
+    confidence: np.ndarray  # probability that the predicted class is right
+    reasons: list[list[Reason]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.probability)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+class Scorer:
+    """Fast scoring of frames (vectorised) and plain records (no DataFrame) with one model."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self.schema = bundle.schema
+        self.threshold = bundle.threshold
+        self.risk_bands = bundle.risk_bands
+        self.encoder = FastEncoder.from_fitted(bundle.pipeline.named_steps["preprocess"], bundle.schema)
+        self.predictor = predictor_for(bundle.pipeline.named_steps["classifier"])
+        self._owner = self.encoder.owner_matrix()
+        self._bands = np.array([bundle.risk_bands.medium, bundle.risk_bands.high])
+        self._levels = np.array(RISK_LEVELS, dtype=object)
+
+    def set_threads(self, n: int) -> None:
+        """Threads for the classifier: 1 for single requests, all cores for batch scoring."""
+        self.predictor.set_threads(n)
+
+    def risk_levels(self, probability: np.ndarray) -> np.ndarray:
+        return self._levels[np.searchsorted(self._bands, probability, side="right")]
+
+    def _scores(self, matrix: np.ndarray) -> Scores:
+        probability = self.bundle.calibrator.apply(self.predictor.proba(matrix))
+        will_churn = probability >= self.threshold
+        confidence = np.where(will_churn, probability, 1.0 - probability)
+        return Scores(probability, will_churn, self.risk_levels(probability), confidence)
+
+    def feature_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """(rows x original features) contribution of each feature to each row's risk."""
+        return self.predictor.contributions(matrix) @ self._owner
+
+    def _top_reasons(
+        self, matrix: np.ndarray, value_of: Any, top: int = TOP_REASONS
+    ) -> list[list[Reason]]:
+        contributions = self.feature_contributions(matrix)
+        names = self.encoder.feature_names
+        k = min(top, contributions.shape[1])
+        order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+        reasons: list[list[Reason]] = []
+        for i, row in enumerate(order):
+            picked = [
+                Reason(names[j], _plain(value_of(i, names[j])), float(contributions[i, j]))
+                for j in row
+                if contributions[i, j] > 0
+            ]
+            reasons.append(picked)
+        return reasons
+
+    def score_frame(self, frame: pd.DataFrame, *, reasons: bool = False) -> Scores:
+        """Score a validated frame; extra columns (ids, anything else) are ignored."""
+        matrix = self.encoder.encode_frame(frame)
+        scores = self._scores(matrix)
+        if not reasons:
+            return scores
+        columns = {name: frame[name].to_numpy() for name in self.encoder.feature_names}
+        found = self._top_reasons(matrix, lambda i, name: columns[name][i])
+        return Scores(scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found)
+
+    def score_records(self, records: Records, *, reasons: bool = True) -> Scores:
+        """Score plain records (list of dicts or dict of lists) without building a DataFrame."""
+        matrix = self.encoder.encode_records(records)
+        scores = self._scores(matrix)
+        if not reasons:
+            return scores
+        if isinstance(records, Mapping):
+            mapping = records
+
+            def value_of(i: int, name: str) -> Any:
+                return mapping[name][i] if name in mapping else None
+        else:
+            rows: Sequence[Mapping[str, Any]] = records
+
+            def value_of(i: int, name: str) -> Any:
+                return rows[i].get(name)
+
+        found = self._top_reasons(matrix, value_of)
+        return Scores(scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found)
+
+    def predict_frame(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+        """The pyfunc output: one row per input row, `reasons` as a JSON list per row."""
+        scores = self.score_frame(frame, reasons=reasons)
+        out = pd.DataFrame(
+            {
+                "churn_probability": scores.probability,
+                "will_churn": scores.will_churn,
+                "risk_level": scores.risk_level.astype(str),
+            },
+            index=frame.index,
+        )
+        if scores.reasons is not None:
+            out["reasons"] = [json.dumps([r.to_dict() for r in row]) for row in scores.reasons]
+        return out
+
+    def pipeline_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """Reference path through the sklearn pipeline itself (used by tests and the baseline)."""
+        raw = self.bundle.pipeline.predict_proba(frame[self.schema.feature_names])[:, 1]
+        return self.bundle.calibrator.apply(raw)
