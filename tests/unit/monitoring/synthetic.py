@@ -15,8 +15,13 @@ PAYMENTS = ["Electronic check", "Mailed check", "Bank transfer", "Credit card"]
 THRESHOLD = 0.4
 
 
-def make_customers(n: int, seed: int, *, charges_shift: float = 0.0, m2m_share: float = 0.55,
-                   ) -> pd.DataFrame:
+def make_customers(
+    n: int,
+    seed: int,
+    *,
+    charges_shift: float = 0.0,
+    m2m_share: float = 0.55,
+) -> pd.DataFrame:
     """Customers whose churn label is drawn from `true_probability`."""
     rng = np.random.default_rng(seed)
     tenure = rng.integers(0, 73, n)
@@ -54,8 +59,9 @@ def risk_levels(p: np.ndarray) -> np.ndarray:
     return np.where(p >= 0.6, "high", np.where(p >= 0.3, "medium", "low"))
 
 
-def with_predictions(frame: pd.DataFrame, probabilities: np.ndarray | None = None,
-                     *, labelled: bool = True) -> pd.DataFrame:
+def with_predictions(
+    frame: pd.DataFrame, probabilities: np.ndarray | None = None, *, labelled: bool = True
+) -> pd.DataFrame:
     """What the prediction store returns: features + scores (+ labels once feedback arrived)."""
     p = true_probability(frame) if probabilities is None else probabilities
     out = frame.drop(columns=["churn"]).copy()
@@ -66,13 +72,16 @@ def with_predictions(frame: pd.DataFrame, probabilities: np.ndarray | None = Non
     return out
 
 
-def build_reference(frame: pd.DataFrame, training_metrics: dict[str, float] | None = None
-                    ) -> MonitoringReference:
+def build_reference(
+    frame: pd.DataFrame, training_metrics: dict[str, float] | None = None
+) -> MonitoringReference:
     schema = infer_schema(frame, DataSettings(target="churn", positive_label="Yes"))
     profile = profile_frame(frame, schema)
     p = true_probability(frame)
     profile.scores = profile_scores(p, risk_levels(p), threshold=THRESHOLD)
     return MonitoringReference(
-        profile=profile, schema=schema, threshold=THRESHOLD,
+        profile=profile,
+        schema=schema,
+        threshold=THRESHOLD,
         training_metrics=training_metrics or {},
     )

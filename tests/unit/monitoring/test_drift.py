@@ -92,7 +92,7 @@ def test_category_drift_and_unseen_categories(
 
 def test_quality_nulls_and_out_of_range(reference: MonitoringReference) -> None:
     current = make_customers(5_000, seed=17)
-    current.loc[: 999, "total_charges"] = np.nan
+    current.loc[:999, "total_charges"] = np.nan
     current.loc[1000:1199, "tenure"] = 400
     quality = data_quality(WindowSummary.from_frame(current, reference), reference)
     by_name = {q.feature: q for q in quality.features}

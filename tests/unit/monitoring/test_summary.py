@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from churnops.errors import ChurnopsError, DataValidationError
@@ -15,7 +14,10 @@ from tests.unit.monitoring.synthetic import make_customers, with_predictions
 def test_merging_chunks_equals_summarising_all_at_once(reference: MonitoringReference) -> None:
     current = with_predictions(make_customers(9_000, seed=5))
     whole = WindowSummary.from_frame(current, reference)
-    parts = [WindowSummary.empty(reference).update(c) for c in (current.iloc[i : i + 2_500] for i in range(0, 9_000, 2_500))]
+    parts = [
+        WindowSummary.empty(reference).update(c)
+        for c in (current.iloc[i : i + 2_500] for i in range(0, 9_000, 2_500))
+    ]
     merged = merge_all(parts)
     assert _close(merged, whole)
     streamed = WindowSummary.from_frame(current, reference, chunk_size=1_000)
@@ -85,4 +87,3 @@ def test_numeric_counts_nulls_and_range(reference: MonitoringReference) -> None:
     assert charges.nulls == 10
     assert charges.n == 990
     assert summary.numeric["tenure"].invalid == 1
-    assert pd.isna(current.loc[50, "monthly_charges"])

@@ -1,0 +1,117 @@
+"""One webhook POST per incident, against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from churnops.monitoring.alerts import AlertManager, AlertState
+from churnops.monitoring.monitor import MonitoringReport, monitor_frame
+from churnops.monitoring.reference import MonitoringReference
+from churnops.settings import MonitoringSettings
+from tests.unit.monitoring.synthetic import make_customers, with_predictions
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        length = int(self.headers["content-length"])
+        self.server.received.append(json.loads(self.rfile.read(length)))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", server.received  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _report(
+    reference: MonitoringReference, settings: MonitoringSettings, *, drift: bool, seed: int
+) -> MonitoringReport:
+    frame = make_customers(
+        3_000, seed=seed, charges_shift=18.0 if drift else 0.0, m2m_share=0.8 if drift else 0.55
+    )
+    report, _ = monitor_frame(with_predictions(frame), reference, settings=settings, period=None)
+    return report
+
+
+def test_webhook_fires_once_per_incident(
+    webhook: tuple[str, list[dict[str, Any]]],
+    reference: MonitoringReference,
+    settings: MonitoringSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, received = webhook
+    state = tmp_path / "alerts.json"
+    manager = AlertManager(state, webhook_url=url, timeout=2.0)
+    drifting = _report(reference, settings, drift=True, seed=50)
+    calm = _report(reference, settings, drift=False, seed=51)
+    assert drifting.drift.dataset_drift and not calm.drift_found
+
+    first = manager.process(drifting)
+    kinds = {"dataset_drift", "prediction_drift", "data_quality"}  # charges beyond training range
+    assert {e.kind for e in first} == kinds
+    assert all(e.action == "opened" and e.delivered for e in first)
+    assert manager.process(drifting) == []  # the incidents continue: no second alert
+    assert AlertManager(state, webhook_url=url).process(drifting) == []  # state survives restarts
+    assert sorted(r["kind"] for r in received) == sorted(kinds)  # exactly one POST each
+    posted = next(r for r in received if r["kind"] == "dataset_drift")
+    assert set(posted["details"]["features"]) == {"monthly_charges", "contract"}
+    assert "dataset drift" in caplog.text
+
+    resolved = manager.process(calm)
+    assert {(e.kind, e.action) for e in resolved} == {(k, "resolved") for k in kinds}
+    assert len(received) == 3  # recovery closes the incidents; it is logged, not posted
+    assert AlertState.load(state).open == {}
+
+    manager.process(drifting)  # new incidents alert again
+    assert len(received) == 6
+
+
+def test_unreachable_webhook_is_logged_not_raised(
+    reference: MonitoringReference,
+    settings: MonitoringSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the POST: connection refused
+    manager = AlertManager(tmp_path / "s.json", webhook_url=f"http://127.0.0.1:{port}/", timeout=1)
+    events = manager.process(_report(reference, settings, drift=True, seed=52))
+    assert events and events[0].delivered is False
+    assert "webhook" in caplog.text
+
+
+def test_no_webhook_still_logs(
+    reference: MonitoringReference,
+    settings: MonitoringSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events = AlertManager(tmp_path / "s.json").process(
+        _report(reference, settings, drift=True, seed=53)
+    )
+    assert events[0].delivered is None
+    assert "churnops alert dataset_drift opened" in caplog.text
