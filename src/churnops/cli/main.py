@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from churnops import __version__
-from churnops.cli import eda, models, train
+from churnops.cli import eda, models, predict, train
 from churnops.cli.console import setup_logging
 
 app = typer.Typer(
@@ -36,4 +36,5 @@ def main(
 
 app.command("train")(train.train_command)
 app.command("eda")(eda.eda_command)
+app.command("predict")(predict.predict_command)
 app.add_typer(models.app, name="models")

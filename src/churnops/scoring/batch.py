@@ -1,0 +1,619 @@
+"""Streaming batch scoring: read, validate, encode, predict and write in bounded chunks.
+
+Three stages overlap on two cores: a reader thread (pyarrow/pandas parsing, fingerprinting), the
+scoring stage (encoding plus multi-threaded trees, which release the GIL) and a writer thread
+(output, rejects, population summary). Queues between them hold at most two chunks, so peak memory
+depends on the chunk size, not on the file size. Output and rejects are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Problem
+from churnops.modeling.predictors import XGBoostPredictor
+from churnops.modeling.scorer import RISK_LEVELS, Scorer
+from churnops.scoring.fastpath import ChunkEncoder, row_errors
+from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, open_reader
+from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer, output_kind
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["fail", "skip"]
+SCORE_COLUMNS = (
+    "churn_probability",
+    "will_churn",
+    "risk_level",
+    "model_name",
+    "model_version",
+    "scored_at",
+)
+REASONS_COLUMN = "reasons"
+QUEUE_CHUNKS = 2
+MAX_PROBLEMS_SHOWN = 10
+Progress = Callable[[int, int | None], None]  # (rows read so far, total rows or None)
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model scored: registered name and version (or the URI when not registered)."""
+
+    name: str
+    version: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    reasons: bool = False
+    on_error: OnError = "fail"
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    keep: tuple[str, ...] = ()
+    threads: int = 2
+    profile: bool = True  # build the population summary for drift monitoring
+
+
+@dataclass
+class BatchSummary:
+    """What a run did; printed, written beside the output and stored with the run."""
+
+    input: str
+    output: str
+    rejects: str | None
+    engine: str
+    model_name: str
+    model_version: str
+    model_uri: str
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    rows_read: int
+    rows_scored: int
+    rows_rejected: int
+    rows_per_second: float
+    risk_levels: dict[str, dict[str, float]]  # level -> {"count": n, "share": s}
+    predicted_churn_rate: float | None
+    mean_probability: float | None
+    input_fingerprint: str | None = None
+    status: str = "succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchResult:
+    summary: BatchSummary
+    population: Any | None = None  # monitoring WindowSummary of the scored rows, when built
+
+
+@dataclass
+class _Tally:
+    """Running counts of the scored population (mergeable, so any chunking gives one answer)."""
+
+    read: int = 0
+    scored: int = 0
+    rejected: int = 0
+    positive: int = 0
+    probability_sum: float = 0.0
+    risk: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RISK_LEVELS, 0))
+
+    def add_scores(
+        self, probability: np.ndarray, will_churn: np.ndarray, levels: np.ndarray
+    ) -> None:
+        self.scored += len(probability)
+        self.positive += int(will_churn.sum())
+        self.probability_sum += float(probability.sum())
+        counts = np.bincount(levels, minlength=len(RISK_LEVELS))
+        for name, count in zip(RISK_LEVELS, counts, strict=True):
+            self.risk[name] += int(count)
+
+
+def model_identity(model_uri: str, client: Any | None = None) -> ModelIdentity:
+    """Name and version behind `models:/name@alias`, `models:/name/3` or any other URI."""
+    if model_uri.startswith("models:/"):
+        rest = model_uri[len("models:/") :]
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            if client is not None:
+                try:
+                    version = client.get_model_version_by_alias(name, alias).version
+                    return ModelIdentity(name, str(version), model_uri)
+                except Exception as exc:  # unknown alias: load_scorer reports it better
+                    logger.debug("cannot resolve %s: %s", model_uri, exc)
+            return ModelIdentity(name, alias, model_uri)
+        name, _, version = rest.partition("/")
+        return ModelIdentity(name, version or "latest", model_uri)
+    return ModelIdentity(model_uri, "unregistered", model_uri)
+
+
+def sidecar_paths(output: str) -> tuple[Path, Path]:
+    """Where the summary JSON and the rejects CSV of an output go (beside it; cwd for SQL)."""
+    if output_kind(output) == "sql":
+        table = output.partition("#")[2].strip() or "predictions"
+        base = Path.cwd() / table
+    else:
+        path = Path(output)
+        base = path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
+    return base.with_name(base.name + ".summary.json"), base.with_name(base.name + ".rejects.csv")
+
+
+def default_output(source: str) -> str:
+    """`customers.csv` -> `customers.predictions.csv`; XLSX and SQL inputs get Parquet output."""
+    if "://" in source or source.startswith(("sqlite:", "postgresql")):
+        table = source.partition("#")[2].split()[0] if "#" in source else "input"
+        name = table if table.replace("_", "").isalnum() else "query"
+        return str(Path.cwd() / f"{name}.predictions.parquet")
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".pq", ".jsonl", ".ndjson"}:
+        suffix = ".parquet"
+    return str(path.with_name(f"{path.stem}.predictions{suffix}"))
+
+
+class _Fingerprint:
+    """Streaming version of `data.fingerprint.fingerprint`: same digest for the same table."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self._digest = hashlib.sha256()
+        self._digest.update("\x1f".join(map(str, columns)).encode())
+
+    def update(self, frame: pd.DataFrame) -> None:
+        self._digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+_DONE = object()
+
+
+class _Stage(threading.Thread):
+    """A daemon thread that keeps its exception for the caller and stops the run on failure."""
+
+    def __init__(self, name: str, target: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self._stop_run = stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:
+            self.error = exc
+            self._stop_run.set()
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put unless the run is stopping; False when it is."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
+    """The next item, or _DONE once the run is stopping."""
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _DONE
+
+
+class BatchScorer:
+    """Scores a chunked input into an atomic output with one loaded model."""
+
+    def __init__(self, scorer: Scorer, model: ModelIdentity, options: BatchOptions) -> None:
+        self.scorer = scorer
+        self.model = model
+        self.options = options
+        dtype = np.float32 if isinstance(scorer.predictor, XGBoostPredictor) else np.float64
+        self.encoder = ChunkEncoder(scorer.encoder, dtype)
+        self._level_names = pd.CategoricalDtype(list(RISK_LEVELS))
+        scorer.set_threads(options.threads)
+
+    # -- per chunk ---------------------------------------------------------------------------
+
+    def _predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probability, decision and risk-level code (0 low, 1 medium, 2 high) of clean rows."""
+        scorer = self.scorer
+        matrix = self.encoder.encode(frame)
+        probability = scorer.bundle.calibrator.apply(scorer.predictor.proba(matrix))
+        probability = np.asarray(probability, dtype=np.float64)
+        will_churn = probability >= scorer.threshold
+        codes = np.searchsorted(
+            np.array([scorer.risk_bands.medium, scorer.risk_bands.high]), probability, side="right"
+        )
+        return probability, will_churn, codes
+
+    def _output_frame(
+        self,
+        frame: pd.DataFrame,
+        probability: np.ndarray,
+        will_churn: np.ndarray,
+        codes: np.ndarray,
+        scored_at: pd.Timestamp,
+    ) -> pd.DataFrame:
+        n = len(frame)
+        columns: dict[str, Any] = {}
+        for name in self._carried(frame.columns):
+            columns[name] = frame[name].to_numpy() if n else frame[name].array
+        columns["churn_probability"] = probability
+        columns["will_churn"] = will_churn
+        columns["risk_level"] = pd.Categorical.from_codes(codes, dtype=self._level_names)
+        columns["model_name"] = pd.Categorical.from_codes(
+            np.zeros(n, dtype=np.int8), dtype=pd.CategoricalDtype([self.model.name])
+        )
+        columns["model_version"] = pd.Categorical.from_codes(
+            np.zeros(n, dtype=np.int8), dtype=pd.CategoricalDtype([self.model.version])
+        )
+        columns["scored_at"] = pd.DatetimeIndex(np.full(n, scored_at.to_datetime64())).tz_localize(
+            "UTC"
+        )
+        if self.options.reasons:
+            scores = self.scorer.score_frame(frame, reasons=True)
+            columns[REASONS_COLUMN] = [
+                json.dumps([r.to_dict() for r in row]) for row in scores.reasons or []
+            ]
+        return pd.DataFrame(columns)
+
+    def _carried(self, available: pd.Index) -> list[str]:
+        """Input columns copied to the output: the id column, then the ones asked for."""
+        wanted: list[str] = []
+        id_column = self.scorer.schema.id_column
+        if id_column and id_column in available:
+            wanted.append(id_column)
+        for name in self.options.keep:
+            if name not in wanted:
+                wanted.append(name)
+        return wanted
+
+    def check_columns(self, columns: list[str]) -> None:
+        """Fail up front on missing required feature columns or unknown --keep columns."""
+        present = set(columns)
+        problems = [
+            Problem(c.name, "required column is missing from the input")
+            for c in self.scorer.schema.features
+            if c.name not in present
+        ]
+        if problems:
+            raise DataValidationError(problems)
+        unknown = [k for k in self.options.keep if k not in present]
+        if unknown:
+            raise ConfigError(f"--keep column(s) not in the input: {', '.join(unknown)}")
+        clash = [k for k in self.options.keep if k in SCORE_COLUMNS or k == REASONS_COLUMN]
+        if clash:
+            raise ConfigError(f"--keep column(s) clash with output columns: {', '.join(clash)}")
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        source: str,
+        output: str,
+        *,
+        rejects: str | None = None,
+        progress: Progress | None = None,
+        engine_name: str = "pandas",
+    ) -> BatchResult:
+        """Score `source` into `output`; raises ChurnopsError (nothing written) on failure."""
+        options = self.options
+        if options.on_error not in ("fail", "skip"):
+            raise ConfigError(f"--on-error must be fail or skip, not {options.on_error!r}")
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        categorical = [c.name for c in self.scorer.schema.features if not c.is_numeric_encoded]
+        reader = open_reader(source, chunk_rows=options.chunk_rows, categorical=categorical)
+        self.check_columns(reader.columns)
+        summary_path, default_rejects = sidecar_paths(output)
+        rejects_path = Path(rejects) if rejects else default_rejects
+        writer = open_writer(output)
+        rejects_writer: ChunkWriter | None = None
+        if options.on_error == "skip":
+            rejects_writer = CsvWriter(rejects_path)
+        population = self._empty_population() if options.profile else None
+        fingerprint = _Fingerprint(reader.columns)
+        tally = _Tally()
+        try:
+            self._pipeline(
+                reader, writer, rejects_writer, tally, fingerprint, population, started, progress
+            )
+            if tally.read != tally.scored + tally.rejected:  # the invariant, checked every run
+                raise ChurnopsError(
+                    f"internal error: read {tally.read} != scored {tally.scored} "
+                    f"+ rejected {tally.rejected}"
+                )
+            if rejects_writer is not None:
+                rejects_writer.commit()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            if rejects_writer is not None:
+                rejects_writer.abort()
+            raise
+        duration = time.perf_counter() - clock
+        summary = self._summary(
+            tally,
+            source=reader.description,
+            output=writer.description,
+            rejects=str(rejects_path) if rejects_writer is not None else None,
+            started=started,
+            duration=duration,
+            fingerprint=fingerprint.hexdigest(),
+            engine_name=engine_name,
+        )
+        write_summary(summary, summary_path)
+        if population is not None:
+            population.start = population.end = started
+        return BatchResult(summary=summary, population=population)
+
+    def _empty_population(self) -> Any:
+        from churnops.monitoring.reference import MonitoringReference
+        from churnops.monitoring.summary import WindowSummary
+
+        bundle = self.scorer.bundle
+        reference = MonitoringReference(
+            profile=bundle.profile,
+            schema=bundle.schema,
+            threshold=bundle.threshold,
+            training_metrics=dict(bundle.metrics.get("test", {})),
+        )
+        return WindowSummary.empty(reference)
+
+    def _pipeline(
+        self,
+        reader: ChunkReader,
+        writer: ChunkWriter,
+        rejects_writer: ChunkWriter | None,
+        tally: _Tally,
+        fingerprint: _Fingerprint,
+        population: Any | None,
+        started: datetime,
+        progress: Progress | None,
+    ) -> None:
+        stop = threading.Event()
+        inbox: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        outbox: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        id_column = self.scorer.schema.id_column
+        schema = self.scorer.schema
+        feature_names = schema.feature_names
+        scored_at = pd.Timestamp(started.replace(tzinfo=None))
+
+        def read() -> None:
+            offset = 0
+            try:
+                for chunk in reader.chunks():
+                    fingerprint.update(chunk)
+                    if not _put(inbox, (offset, chunk), stop):
+                        return
+                    offset += len(chunk)
+            finally:
+                _put(inbox, _DONE, stop)
+
+        def write() -> None:
+            while True:
+                item = _get(outbox, stop)
+                if item is _DONE:
+                    return
+                out, rejected, summary_chunk = item
+                if rejected is not None and rejects_writer is not None and len(rejected):
+                    rejects_writer.write(rejected)
+                writer.write(out)
+                if population is not None:
+                    population.update(summary_chunk)
+
+        reader_stage = _Stage("churnops-read", read, stop)
+        writer_stage = _Stage("churnops-write", write, stop)
+        if rejects_writer is not None:
+            header = ["row", *([id_column] if id_column else []), "reason"]
+            rejects_writer.write(pd.DataFrame(columns=header))
+        reader_stage.start()
+        writer_stage.start()
+        try:
+            while True:
+                item = _get(inbox, stop)
+                if item is _DONE:
+                    break
+                offset, chunk = item
+                tally.read += len(chunk)
+                errors = row_errors(chunk, schema)
+                rejected: pd.DataFrame | None = None
+                good = chunk
+                if errors is not None:
+                    bad = (errors != "").to_numpy()
+                    if self.options.on_error == "fail":
+                        raise _bad_rows_error(errors, offset)
+                    rejected = _reject_frame(chunk, errors, bad, offset, id_column)
+                    tally.rejected += len(rejected)
+                    good = chunk.loc[~bad].reset_index(drop=True)
+                probability, will_churn, codes = self._predict(good)
+                tally.add_scores(probability, will_churn, codes)
+                out = self._output_frame(good, probability, will_churn, codes, scored_at)
+                summary_chunk = None
+                if population is not None:
+                    summary_chunk = good[feature_names].assign(
+                        churn_probability=probability,
+                        will_churn=will_churn,
+                        risk_level=out["risk_level"].to_numpy(),
+                    )
+                if not _put(outbox, (out, rejected, summary_chunk), stop):
+                    break
+                if progress is not None:
+                    progress(tally.read, reader.total_rows)
+            if reader_stage.error is None:
+                _put(outbox, _DONE, stop)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            writer_stage.join()
+            stop.set()
+            reader_stage.join(timeout=30)
+        for stage in (reader_stage, writer_stage):
+            if stage.error is not None:
+                raise stage.error
+
+    def _summary(
+        self,
+        tally: _Tally,
+        *,
+        source: str,
+        output: str,
+        rejects: str | None,
+        started: datetime,
+        duration: float,
+        fingerprint: str | None,
+        engine_name: str,
+    ) -> BatchSummary:
+        return summarise(
+            read=tally.read,
+            scored=tally.scored,
+            rejected=tally.rejected,
+            positive=tally.positive,
+            probability_sum=tally.probability_sum,
+            risk=tally.risk,
+            model=self.model,
+            source=source,
+            output=output,
+            rejects=rejects,
+            started=started,
+            duration=duration,
+            fingerprint=fingerprint,
+            engine_name=engine_name,
+        )
+
+
+def summarise(
+    *,
+    read: int,
+    scored: int,
+    rejected: int,
+    positive: int,
+    probability_sum: float,
+    risk: Mapping[str, int],
+    model: ModelIdentity,
+    source: str,
+    output: str,
+    rejects: str | None,
+    started: datetime,
+    duration: float,
+    fingerprint: str | None,
+    engine_name: str,
+) -> BatchSummary:
+    """The run summary from its counts (shared by the pandas and Spark engines)."""
+    levels = {
+        name: {
+            "count": int(risk.get(name, 0)),
+            "share": (risk.get(name, 0) / scored) if scored else 0.0,
+        }
+        for name in RISK_LEVELS
+    }
+    return BatchSummary(
+        input=source,
+        output=output,
+        rejects=rejects,
+        engine=engine_name,
+        model_name=model.name,
+        model_version=model.version,
+        model_uri=model.uri,
+        started_at=started.isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+        duration_seconds=round(duration, 3),
+        rows_read=read,
+        rows_scored=scored,
+        rows_rejected=rejected,
+        rows_per_second=round(read / duration, 1) if duration > 0 else 0.0,
+        risk_levels=levels,
+        predicted_churn_rate=positive / scored if scored else None,
+        mean_probability=probability_sum / scored if scored else None,
+        input_fingerprint=fingerprint,
+    )
+
+
+def write_summary(summary: BatchSummary, path: Path) -> None:
+    """The summary as JSON, written atomically."""
+    from churnops.scoring.writers import temporary_path
+
+    temp = temporary_path(path)
+    temp.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    temp.replace(path)
+
+
+def _reject_frame(
+    chunk: pd.DataFrame, errors: pd.Series, bad: np.ndarray, offset: int, id_column: str | None
+) -> pd.DataFrame:
+    positions = np.flatnonzero(bad)
+    columns: dict[str, Any] = {"row": positions + offset + 1}
+    if id_column:
+        columns[id_column] = (
+            chunk[id_column].to_numpy()[positions] if id_column in chunk.columns else None
+        )
+    columns["reason"] = errors.to_numpy()[positions]
+    return pd.DataFrame(columns)
+
+
+def _bad_rows_error(errors: pd.Series, offset: int) -> DataValidationError:
+    bad = errors[errors != ""]
+    problems = [
+        Problem(None, f"row {offset + int(pos) + 1}: {reason}")
+        for pos, reason in zip(np.flatnonzero((errors != "").to_numpy()), bad, strict=True)
+    ][:MAX_PROBLEMS_SHOWN]
+    if len(bad) > MAX_PROBLEMS_SHOWN:
+        problems.append(
+            Problem(None, f"... and {len(bad) - MAX_PROBLEMS_SHOWN} more in this chunk")
+        )
+    problems.append(
+        Problem(
+            None,
+            "nothing was written; use --on-error skip to score the good rows and "
+            "write the bad ones to a rejects file",
+        )
+    )
+    return DataValidationError(problems)
+
+
+def iter_chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    """A frame as consecutive chunks (tests and in-memory callers)."""
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start : start + size].reset_index(drop=True)
+
+
+def record_run(store: Any, result: BatchResult) -> int:
+    """Record a finished run (counts, summary and population profile) in the prediction store."""
+    summary = result.summary
+    profile = None
+    if result.population is not None:
+        profile = json.loads(result.population.to_json())
+    return int(
+        store.record_batch_run(
+            started_at=datetime.fromisoformat(summary.started_at),
+            finished_at=datetime.fromisoformat(summary.finished_at),
+            model_name=summary.model_name,
+            model_version=summary.model_version,
+            rows_read=summary.rows_read,
+            rows_scored=summary.rows_scored,
+            rows_rejected=summary.rows_rejected,
+            input_fingerprint=summary.input_fingerprint,
+            summary=summary.to_dict(),
+            profile=profile,
+        )
+    )

@@ -1,0 +1,240 @@
+"""Atomic chunked writers: output goes to a temporary name and appears under its own name at commit.
+
+A run that fails or is interrupted calls `abort()` (or never commits), so the output name never
+holds a partial file: either the previous file is still there untouched or the complete new one is.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from churnops.data.ingest import is_sql_url, split_sql_source
+from churnops.errors import ConfigError, DataLoadError
+
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
+OUTPUT_FORMATS |= {".ndjson": "jsonl"}
+
+
+class ChunkWriter(Protocol):
+    """Receives frames with identical columns; nothing is visible until `commit()`."""
+
+    description: str
+
+    def write(self, frame: pd.DataFrame) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden sibling of `path` (same directory, so the final rename is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+@dataclass
+class _AtomicFile:
+    path: Path
+    description: str = field(init=False)
+    temp: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.path.parent and not self.path.parent.exists():
+            raise ConfigError(f"output folder does not exist: {self.path.parent}")
+        if self.path.is_dir():
+            raise ConfigError(f"output {self.path} is a folder; give a file name")
+        self.temp = temporary_path(self.path)
+        self.description = str(self.path)
+
+    def _close(self) -> None:
+        """Flush and close the temporary file (subclasses)."""
+
+    def commit(self) -> None:
+        self._close()
+        if not self.temp.exists():  # nothing was written: an empty result still gets its file
+            self._write_empty()
+            self._close()
+        self.temp.replace(self.path)
+
+    def _write_empty(self) -> None:
+        self.temp.touch()
+
+    def abort(self) -> None:
+        try:
+            self._close()
+        finally:
+            self.temp.unlink(missing_ok=True)
+
+
+@dataclass
+class CsvWriter(_AtomicFile):
+    """CSV with a header line, appended chunk by chunk."""
+
+    _handle: Any = field(init=False, default=None)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        first = self._handle is None
+        if first:
+            self._handle = self.temp.open("w", newline="", encoding="utf-8")
+        frame.to_csv(self._handle, header=first, index=False)
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+@dataclass
+class JsonLinesWriter(_AtomicFile):
+    """One JSON object per line; timestamps as ISO 8601 text."""
+
+    _handle: Any = field(init=False, default=None)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._handle is None:
+            self._handle = self.temp.open("w", encoding="utf-8")
+        if frame.empty:
+            return
+        text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
+        self._handle.write(text if text.endswith("\n") else text + "\n")
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+@dataclass
+class ParquetWriter(_AtomicFile):
+    """Parquet row groups through pyarrow; every chunk is cast to the first chunk's schema."""
+
+    compression: str = "snappy"
+    _writer: Any = field(init=False, default=None)
+    _schema: Any = field(init=False, default=None)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._schema = _promote_nulls(table.schema)
+            self._writer = pq.ParquetWriter(self.temp, self._schema, compression=self.compression)
+        if not table.schema.equals(self._schema, check_metadata=False):
+            try:
+                table = table.cast(self._schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataLoadError(
+                    f"a column changed type between chunks and cannot be written to Parquet: {exc}"
+                ) from exc
+        self._writer.write_table(table)
+
+    def _write_empty(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({}), self.temp)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _promote_nulls(schema: Any) -> Any:
+    """A column all-null in the first chunk is written as text (later chunks may fill it)."""
+    import pyarrow as pa
+
+    fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema]
+    return pa.schema(fields)
+
+
+@dataclass
+class SqlTableWriter:
+    """Rows go to a staging table; commit swaps it in for the target table in one transaction."""
+
+    url: str
+    table: str
+    description: str = field(init=False)
+    _engine: Any = field(init=False, default=None)
+    _staging: str = field(init=False)
+    _created: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        import sqlalchemy as sa
+
+        if not self.table.replace("_", "").isalnum():
+            raise ConfigError(f"output table name must be letters, digits and '_': {self.table!r}")
+        try:
+            self._engine = sa.create_engine(self.url)
+        except Exception as exc:
+            raise DataLoadError(f"cannot open output database: {exc}") from exc
+        self._staging = f"{self.table}__staging_{uuid.uuid4().hex[:8]}"
+        self.description = f"table {self.table}"
+
+    def write(self, frame: pd.DataFrame) -> None:
+        out = frame.copy()
+        for name in out.columns:
+            if isinstance(out[name].dtype, pd.CategoricalDtype):
+                out[name] = out[name].astype(object)
+        with self._engine.begin() as conn:
+            out.to_sql(self._staging, conn, if_exists="append", index=False, chunksize=10_000)
+        self._created = True
+
+    def commit(self) -> None:
+        import sqlalchemy as sa
+
+        if not self._created:
+            raise DataLoadError("no rows were scored, so no output table was written")
+        preparer = self._engine.dialect.identifier_preparer
+        target, staging = preparer.quote(self.table), preparer.quote(self._staging)
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {target}"))
+            conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {target}"))
+        self._engine.dispose()
+
+    def abort(self) -> None:
+        import sqlalchemy as sa
+
+        try:
+            if self._created:
+                staging = self._engine.dialect.identifier_preparer.quote(self._staging)
+                with self._engine.begin() as conn:
+                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging}"))
+        finally:
+            self._engine.dispose()
+
+
+def output_kind(destination: str) -> str:
+    """'csv', 'parquet', 'jsonl' or 'sql' for an output name; ConfigError for anything else."""
+    if is_sql_url(destination):
+        return "sql"
+    kind = OUTPUT_FORMATS.get(Path(destination).suffix.lower())
+    if kind is None:
+        raise ConfigError(
+            f"cannot tell the output format of {destination!r}: use .csv, .parquet, .jsonl "
+            "or a SQLAlchemy URL#table"
+        )
+    return kind
+
+
+def open_writer(destination: str | Path) -> ChunkWriter:
+    """An atomic writer for a file (format from its extension) or `SQLAlchemy URL#table`."""
+    text = str(destination)
+    kind = output_kind(text)
+    if kind == "sql":
+        url, table = split_sql_source(text)
+        return SqlTableWriter(url, table)
+    path = Path(text)
+    if kind == "csv":
+        return CsvWriter(path)
+    if kind == "parquet":
+        return ParquetWriter(path)
+    return JsonLinesWriter(path)
