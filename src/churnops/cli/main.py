@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from churnops import __version__
-from churnops.cli import eda, models, predict, train
+from churnops.cli import eda, keys, models, predict, serve, train
 from churnops.cli.console import setup_logging
 
 app = typer.Typer(
@@ -38,3 +38,5 @@ app.command("train")(train.train_command)
 app.command("eda")(eda.eda_command)
 app.command("predict")(predict.predict_command)
 app.add_typer(models.app, name="models")
+app.command("serve")(serve.serve_command)
+app.add_typer(keys.app, name="keys")

@@ -1,0 +1,145 @@
+"""The FastAPI application: `create_app()` wires everything; the lifespan loads the model.
+
+Nothing happens at import. `create_app()` reads settings only when none are given, refuses to
+build a production app without API keys, and does no I/O; the store, the writer and the model are
+opened in the lifespan and closed (queue flushed) on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+
+from churnops import __version__
+from churnops.api.deps import ServiceState
+from churnops.api.errors import ApiError, error_response, install_error_handlers
+from churnops.api.middleware import BodyTooLargeError, ServingMiddleware
+from churnops.api.ratelimit import RateLimiter
+from churnops.api.reload import ScorerLoader, VersionResolver
+from churnops.api.routes import admin, feedback, ops, predict
+from churnops.api.schemas import FeedbackIn
+from churnops.api.security import KeyRing, configured_hashes
+from churnops.errors import ConfigError
+from churnops.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+TITLE = "churnops prediction API"
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    hashes = configured_hashes(settings.serving.api_key_hashes, settings.serving.keys_file)
+    ring = KeyRing(hashes)
+    if settings.env == "production" and not ring.enabled:
+        raise ConfigError(
+            "refusing to start: CHURNOPS_ENV=production needs API keys "
+            "(run `churnops keys create`, or set serving.api_key_hashes)"
+        )
+    if not ring.enabled:
+        logger.warning("API keys are off (env=%s): every route is open", settings.env)
+    return ring
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: ServiceState = app.state.service
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    scorer_loader: ScorerLoader | None = None,
+    resolve_alias: VersionResolver | None = None,
+    limiter: RateLimiter | None = None,
+) -> FastAPI:
+    """Build the app; `scorer_loader`/`resolve_alias`/`limiter` are injectable for tests."""
+    settings = settings if settings is not None else get_settings()
+    service = ServiceState(
+        settings,
+        keys=_keyring(settings),
+        scorer_loader=scorer_loader,
+        resolve_alias=resolve_alias,
+        limiter=limiter,
+    )
+    app = FastAPI(
+        title=TITLE,
+        version=__version__,
+        description="Churn risk of customers from the registered champion model, with reasons.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.service = service
+    paths = {"/docs", "/docs/oauth2-redirect", "/openapi.json"}
+    for router in (predict.router, feedback.router, ops.router, admin.router):
+        app.include_router(router)
+        paths.update(getattr(route, "path", "") for route in router.routes)
+    install_error_handlers(app)
+
+    async def _too_large(_: Request, exc: Exception) -> Response:
+        return error_response(ApiError(413, "body_too_large", str(exc)))
+
+    app.add_exception_handler(BodyTooLargeError, _too_large)
+    app.add_middleware(ServingMiddleware, service=service, routes=frozenset(paths - {""}))
+    app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
+    return app
+
+
+def _hoist(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """Move pydantic `$defs` into components.schemas and point `$ref`s at them."""
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    return schema
+
+
+def _openapi(app: FastAPI, service: ServiceState) -> dict[str, Any]:
+    """OpenAPI with request bodies from the served model's contract (and its input example)."""
+    model = service.models.current
+    cache_key = (model.name, model.version) if model else None
+    cached = getattr(app.state, "openapi_cache", None)
+    if cached is not None and cached[0] == cache_key:
+        return cached[1]
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    ref = "#/components/schemas/{model}"
+    bodies: dict[str, Any] = {"feedback": FeedbackIn}
+    if model is not None:
+        bodies["customer"] = model.contract.customer
+        bodies["batch"] = model.contract.batch
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            kind = operation.pop("x-churnops-body", None) if isinstance(operation, dict) else None
+            if kind is None:
+                continue
+            body_model = bodies.get(kind)
+            if body_model is None:  # no model loaded yet: any object
+                content_schema: dict[str, Any] = {"type": "object"}
+            else:
+                content_schema = _hoist(body_model.model_json_schema(ref_template=ref), components)
+                components[body_model.__name__] = content_schema
+                content_schema = {"$ref": ref.format(model=body_model.__name__)}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": content_schema}},
+            }
+    if service.keys.enabled:
+        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path, path_item in spec.get("paths", {}).items():
+            if path in ("/health", "/ready"):
+                continue
+            for operation in path_item.values():
+                operation["security"] = [{"bearer": []}]
+    app.state.openapi_cache = (cache_key, spec)
+    return spec

@@ -1,0 +1,252 @@
+"""The app's state (model manager, store writer, limiter, metrics) and route dependency aliases.
+
+`ServiceState` is built in `create_app()` without any I/O; `start()` and `stop()` run in the
+lifespan. Routes on the hot path read `request.app.state.service` directly; the others use the
+`Annotated` aliases below so they stay three lines long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+from fastapi import Depends, Request
+
+from churnops.api.errors import ApiError
+from churnops.api.metrics import ApiMetrics
+from churnops.api.ratelimit import RateLimiter, make_limiter
+from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerLoader
+from churnops.api.security import KeyRing
+from churnops.errors import StoreError
+from churnops.settings import Settings
+from churnops.store import AsyncWriter, FeedbackRecord, PredictionStore, WriterState
+
+logger = logging.getLogger(__name__)
+
+PREDICT_ROUTES = ("/predict", "/predict/batch", "/feedback")
+READY_PING_TTL_SECONDS = 1.0
+MONITORING_TTL_SECONDS = 30.0
+MAX_SPOOL_SLOTS = 64
+
+
+def claim_spool_path(base: str | Path) -> tuple[Path, IO[str] | None]:
+    """A spool file no other live process uses: `spool.jsonl`, else `spool.1.jsonl`, ...
+
+    Each worker holds an exclusive lock on its slot for its lifetime; a restarted worker takes a
+    free slot again and so replays whatever its predecessor left there.
+    """
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for slot in range(MAX_SPOOL_SLOTS):
+        path = base if slot == 0 else base.with_name(f"{base.stem}.{slot}{base.suffix}")
+        handle = Path(str(path) + ".lock").open("w")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return path, handle
+    return base.with_name(f"{base.stem}.{os.getpid()}{base.suffix}"), None
+
+
+def route_limits(settings: Settings) -> dict[str, int]:
+    """Requests per minute per route: the default for prediction routes, overridden per route."""
+    limits = dict.fromkeys(PREDICT_ROUTES, settings.serving.rate_limit_per_minute)
+    limits.update(settings.serving.rate_limits)
+    return {route: limit for route, limit in limits.items() if limit > 0}
+
+
+class ServiceState:
+    """Everything the routes share; one per app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        keys: KeyRing,
+        scorer_loader: ScorerLoader | None,
+        resolve_alias: Any = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.serving = settings.serving
+        self.keys = keys
+        self.metrics = ApiMetrics()
+        self.limits = route_limits(settings)
+        self.limiter = limiter or make_limiter(settings.redis_url)
+        self._scorer_loader = scorer_loader
+        self._resolve_alias = resolve_alias
+        self.models = ModelManager(
+            model_uri=settings.champion_uri(),
+            loader=self._load,
+            resolve_alias=self._resolve,
+            max_batch_size=settings.serving.max_batch_size,
+            default_name=settings.registry.model_name,
+            on_swap=self._on_swap,
+        )
+        self.store: PredictionStore | None = None
+        self.writer: AsyncWriter | None = None
+        self.store_error: str | None = None
+        self._spool_lock: IO[str] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._ping: tuple[float, bool] = (0.0, True)
+        self._monitoring_checked = 0.0
+        self.started_at = time.time()
+
+    # -- model -----------------------------------------------------------------------------
+
+    def _load(self, uri: str) -> Any:
+        if self._scorer_loader is None:
+            from churnops.modeling.pyfunc import load_scorer
+
+            self._scorer_loader = load_scorer
+        return self._scorer_loader(uri)
+
+    def _resolve(self, name: str, alias: str) -> str | None:
+        if self._resolve_alias is None:
+            from churnops.modeling.registry import alias_version
+            from churnops.modeling.tracking import configure_tracking
+
+            client = configure_tracking(self.settings)
+
+            def resolve(model_name: str, model_alias: str) -> str | None:
+                found = alias_version(client, model_name, model_alias)
+                return None if found is None else str(found.version)
+
+            self._resolve_alias = resolve
+        result: str | None = self._resolve_alias(name, alias)
+        return result
+
+    def _on_swap(self, model: LoadedModel) -> None:
+        self.metrics.set_model(
+            name=model.name,
+            version=model.version,
+            uri=model.uri,
+            candidate=model.scorer.bundle.candidate,
+            loaded_at=model.loaded_at.timestamp(),
+        )
+
+    def require_model(self) -> LoadedModel:
+        model = self.models.current
+        if model is None:
+            reason = self.models.last_error or "still loading"
+            raise ApiError(
+                503, "model_not_loaded", f"no model loaded: {reason}", headers={"Retry-After": "5"}
+            )
+        return model
+
+    async def reload(self, *, force: bool = False) -> ReloadResult:
+        result = await self.models.refresh(force=force)
+        self.metrics.reloads.labels(result.status).inc()
+        return result
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store (migrating it), start the writer, load the model, start the poller."""
+        await asyncio.to_thread(self._open_store)
+        self.metrics.watch_store(self.writer_state)
+        self.metrics.watch_monitoring()
+        result = await self.reload()
+        if result.status == "failed":
+            logger.error("starting without a model: %s", result.error)
+        if self.serving.reload_interval_seconds > 0:
+            self._poller = asyncio.create_task(
+                self.models.poll(self.serving.reload_interval_seconds, self._count_reload)
+            )
+
+    def _count_reload(self, result: ReloadResult) -> None:
+        self.metrics.reloads.labels(result.status).inc()
+
+    def _open_store(self) -> None:
+        url = self.settings.resolved_database_url()
+        self.store = PredictionStore(url, connect_timeout=2.0)
+        try:
+            self.store.create()
+        except StoreError as exc:  # keep serving; the writer spools and retries
+            self.store_error = str(exc)
+            logger.error("prediction store unavailable at start-up, spooling: %s", exc)
+        spool_path, self._spool_lock = claim_spool_path(self.serving.spool_path)
+        self.writer = AsyncWriter(
+            self.store,
+            spool_path=spool_path,
+            spool_max_bytes=self.serving.spool_max_bytes,
+            batch_size=self.serving.store_batch_size,
+            flush_interval=self.serving.store_flush_interval_seconds,
+            reconnect_interval=max(0.5, min(5.0, self.serving.store_flush_interval_seconds * 4)),
+        ).start()
+
+    async def stop(self) -> None:
+        """Stop polling, flush every queued prediction, close connections."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+        if self.store is not None:
+            self.store.close()
+        await self.limiter.close()
+        if self._spool_lock is not None:
+            self._spool_lock.close()
+
+    # -- store -------------------------------------------------------------------------------
+
+    def writer_state(self) -> WriterState | None:
+        return self.writer.state if self.writer is not None else None
+
+    async def store_reachable(self) -> bool:
+        """Ping the database, at most once a second."""
+        checked, ok = self._ping
+        if time.monotonic() - checked < READY_PING_TTL_SECONDS or self.store is None:
+            return ok
+        ok = await asyncio.to_thread(self.store.ping)
+        self._ping = (time.monotonic(), ok)
+        return ok
+
+    def write_feedback(self, record: FeedbackRecord) -> int:
+        """Store feedback now (after queued predictions, so it can attach to them)."""
+        if self.store is None or self.writer is None:
+            raise StoreError("prediction store is not open")
+        self.writer.flush(timeout=5.0)
+        return self.store.write_feedback([record])
+
+    def refresh_monitoring(self) -> None:
+        """Feed the latest stored monitoring report to the drift gauges (at most every 30 s)."""
+        collector = self.metrics.monitoring
+        if collector is None or self.store is None:
+            return
+        now = time.monotonic()
+        if now - self._monitoring_checked < MONITORING_TTL_SECONDS:
+            return
+        self._monitoring_checked = now
+        try:
+            from churnops.monitoring.monitor import MonitoringReport
+
+            for result in self.store.read_monitoring_results(limit=5):
+                try:
+                    collector.set_report(MonitoringReport.model_validate(result.summary))
+                    return
+                except ValueError:  # a result that is not a full report (other kinds)
+                    continue
+        except Exception as exc:  # monitoring gauges are best effort
+            logger.debug("cannot read monitoring results: %s", exc)
+
+
+def get_service(request: Request) -> ServiceState:
+    service: ServiceState = request.app.state.service
+    return service
+
+
+def get_model(request: Request) -> LoadedModel:
+    return get_service(request).require_model()
+
+
+ServiceDep = Annotated[ServiceState, Depends(get_service)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]

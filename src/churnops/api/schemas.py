@@ -1,0 +1,93 @@
+"""Fixed request and response bodies of the API (the customer fields come from the model)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    value: Any = None
+    contribution: float = Field(description="Contribution to the churn risk (model units)")
+
+
+class PredictionOut(BaseModel):
+    customer_id: str | int | None = None
+    churn_probability: float
+    will_churn: bool
+    risk_level: Literal["low", "medium", "high"]
+    confidence: float
+    reasons: list[ReasonOut]
+    model_name: str
+    model_version: str
+    prediction_id: str
+
+
+class BatchSummary(BaseModel):
+    count: int
+    by_risk_level: dict[str, int]
+    mean_probability: float
+    predicted_churn_rate: float
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut]
+    summary: BatchSummary
+    model_name: str
+    model_version: str
+
+
+class FeedbackIn(BaseModel):
+    """The real outcome for a prediction (or for a customer's latest prediction)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"prediction_id": "8f0c2c8e-8a57-4f0e-9a0f-1d2b3c4d5e6f", "label": 1}]
+        },
+    )
+
+    prediction_id: StrictStr | None = Field(None, min_length=1, max_length=64)
+    customer_id: StrictStr | StrictInt | None = None
+    label: Literal[0, 1] = Field(description="1: the customer churned, 0: stayed")
+
+    @model_validator(mode="after")
+    def _some_id(self) -> FeedbackIn:
+        if self.prediction_id is None and self.customer_id is None:
+            raise ValueError("give a prediction_id or a customer_id")
+        return self
+
+
+class FeedbackOut(BaseModel):
+    status: Literal["recorded"]
+    prediction_id: str | None
+    customer_id: str | None
+    label: int
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    reason: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    detail: list[ErrorDetail]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in {
+        400: "Malformed JSON",
+        401: "Missing or invalid API key",
+        413: "Body or batch too large",
+        415: "Content-Type is not application/json",
+        422: "Invalid input: field and reason given",
+        429: "Rate limit exceeded (see Retry-After)",
+        503: "No model loaded",
+    }.items()
+}

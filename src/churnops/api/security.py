@@ -1,0 +1,156 @@
+"""API keys: only salted hashes are stored; a presented key is checked in constant time.
+
+Keys are 256-bit random tokens, so a fast salted SHA-256 is enough (there is nothing to brute
+force) and keeps the check to about a microsecond per configured key on the hot path.
+Hash format: `sha256$<salt hex>$<digest hex>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from churnops.errors import ConfigError
+
+KEY_PREFIX = "cho_"
+HASH_SCHEME = "sha256"
+
+
+def generate_key() -> str:
+    """A new random API key (shown to the user once, never stored)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str, *, salt: bytes | None = None) -> str:
+    """The salted hash to store for `key`."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.sha256(salt + key.encode("utf-8")).hexdigest()
+    return f"{HASH_SCHEME}${salt.hex()}${digest}"
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """One configured key: its id (for rate limits and logs) and parsed hash."""
+
+    key_id: str
+    salt: bytes
+    digest: bytes
+
+
+def parse_hash(text: str) -> StoredKey:
+    """Parse `sha256$salt$digest`; ConfigError when malformed."""
+    parts = text.strip().split("$")
+    if len(parts) != 3 or parts[0] != HASH_SCHEME:
+        raise ConfigError(
+            f"API key hash must look like 'sha256$<salt>$<digest>', got {text[:20]!r}"
+        )
+    try:
+        salt, digest = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+    except ValueError as exc:
+        raise ConfigError(f"API key hash is not hex: {exc}") from exc
+    if len(digest) != 32:
+        raise ConfigError("API key hash digest must be 32 bytes")
+    return StoredKey(key_id=parts[2][:12], salt=salt, digest=digest)
+
+
+class KeyRing:
+    """The set of accepted keys; `verify` returns the key id or None, in constant time per key."""
+
+    def __init__(self, hashes: list[str]) -> None:
+        self.keys = [parse_hash(h) for h in hashes]
+        self._cache: dict[str, str] = {}  # presented key -> id, bounded: only valid keys enter
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys)
+
+    def verify(self, presented: str) -> str | None:
+        cached = self._cache.get(presented)
+        if cached is not None:
+            return cached
+        encoded = presented.encode("utf-8")
+        found: str | None = None
+        for key in self.keys:  # check all, so timing does not tell which key matched
+            digest = hashlib.sha256(key.salt + encoded).digest()
+            if hmac.compare_digest(digest, key.digest):
+                found = key.key_id
+        if found is not None and len(self._cache) < 1024:
+            self._cache[presented] = found
+        return found
+
+
+def read_keys_file(path: str | Path) -> list[dict[str, Any]]:
+    """Entries of the keys file (`{"keys": [{"id", "hash", "name", "created_at"}]}`)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read API keys file {path}: {exc}") from exc
+    entries = data.get("keys", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"API keys file {path} must hold {{'keys': [...]}}")
+    return [e for e in entries if isinstance(e, dict) and "hash" in e]
+
+
+def configured_hashes(api_key_hashes: list[str], keys_file: str | None) -> list[str]:
+    """Hashes from settings plus those in the keys file."""
+    hashes = list(api_key_hashes)
+    if keys_file:
+        hashes.extend(str(entry["hash"]) for entry in read_keys_file(keys_file))
+    return hashes
+
+
+def add_key(keys_file: str | Path, *, name: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Create a key, append its hash to the keys file (mode 0600), return (key, entry)."""
+    path = Path(keys_file)
+    entries = read_keys_file(path)
+    key = generate_key()
+    hashed = hash_key(key)
+    entry = {
+        "id": parse_hash(hashed).key_id,
+        "name": name,
+        "hash": hashed,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    entries.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"keys": entries}, fh, indent=2)
+    tmp.replace(path)
+    return key, entry
+
+
+def revoke_key(keys_file: str | Path, key_id: str) -> bool:
+    """Remove the key with `key_id` from the keys file; False when there is none."""
+    path = Path(keys_file)
+    entries = read_keys_file(path)
+    kept = [e for e in entries if e.get("id") != key_id]
+    if len(kept) == len(entries):
+        return False
+    path.write_text(json.dumps({"keys": kept}, indent=2))
+    return True
+
+
+def bearer_token(header: bytes | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None."""
+    if not header:
+        return None
+    try:
+        text = header.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+        return None
+    scheme, _, token = text.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

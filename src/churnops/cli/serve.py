@@ -1,0 +1,72 @@
+"""`churnops serve`: the prediction API on uvicorn (one process, or N workers via a factory)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from churnops.cli.console import cli_errors, err_console
+from churnops.cli.options import ConfigOption
+from churnops.settings import get_settings
+
+APP_FACTORY = "churnops.api.app:create_app"
+
+
+def serve_command(
+    host: str | None = typer.Option(
+        None, "--host", help="Interface to bind (default from config)."
+    ),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port (default from config)."),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Worker processes."),
+    model_uri: str | None = typer.Option(
+        None, "--model-uri", help="Model to serve (default models:/<name>@champion)."
+    ),
+    ssl_certfile: str | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM)."),
+    ssl_keyfile: str | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Serve the champion over HTTP(S): /predict, /predict/batch, /feedback, /metrics, /docs."""
+    import uvicorn
+
+    from churnops.api.app import create_app
+
+    with cli_errors():
+        overrides: dict[str, Any] = {
+            "serving.host": host,
+            "serving.port": port,
+            "serving.workers": workers,
+            "serving.model_uri": model_uri,
+            "serving.ssl_certfile": ssl_certfile,
+            "serving.ssl_keyfile": ssl_keyfile,
+        }
+        settings = get_settings(config, **overrides)
+        serving = settings.serving
+        app = create_app(settings)  # fails fast (e.g. production without keys), before binding
+        options: dict[str, Any] = {
+            "host": serving.host,
+            "port": serving.port,
+            "access_log": access_log,
+            "log_level": "info" if access_log else "warning",
+            "ssl_certfile": serving.ssl_certfile,
+            "ssl_keyfile": serving.ssl_keyfile,
+            "timeout_graceful_shutdown": 30,
+        }
+        scheme = "https" if serving.ssl_certfile else "http"
+        err_console.print(
+            f"serving {settings.champion_uri()} on {scheme}://{serving.host}:{serving.port} "
+            f"with {serving.workers} worker(s)"
+        )
+        if serving.workers > 1:
+            # Each worker builds its own app from the environment: hand the CLI overrides on.
+            for dotted, value in overrides.items():
+                if value is not None:
+                    os.environ["CHURNOPS_" + dotted.upper().replace(".", "__")] = str(value)
+            if config is not None:
+                os.environ["CHURNOPS_CONFIG"] = str(config)
+            uvicorn.run(APP_FACTORY, factory=True, workers=serving.workers, **options)
+        else:
+            uvicorn.run(app, **options)
