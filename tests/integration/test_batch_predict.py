@@ -1,0 +1,296 @@
+"""`churnops predict` end to end on the real champion: formats, rejects, atomicity, store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from churnops.cli.main import app
+from churnops.data.ingest import read_table
+from churnops.modeling.pyfunc import load_scorer
+from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity
+from tests.conftest import TrainedModel
+
+pytestmark = pytest.mark.integration
+OUTPUT_COLUMNS = [
+    "customer_id",
+    "churn_probability",
+    "will_churn",
+    "risk_level",
+    "model_name",
+    "model_version",
+    "scored_at",
+]
+
+
+@pytest.fixture
+def cli_env(trained_model: TrainedModel, monkeypatch: pytest.MonkeyPatch) -> TrainedModel:
+    settings = trained_model.settings
+    monkeypatch.setenv("CHURNOPS_HOME", settings.home)
+    monkeypatch.setenv("CHURNOPS_TRACKING_URI", settings.resolved_tracking_uri())
+    monkeypatch.setenv("CHURNOPS_DATABASE_URL", settings.resolved_database_url())
+    monkeypatch.setenv("CHURNOPS_CONFIG", str(Path(settings.home) / "absent.yaml"))
+    return trained_model
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["predict", *args])
+    return result.exit_code, result.output
+
+
+def _expected(trained_model: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    scorer = trained_model.scorer()
+    scores = scorer.score_frame(frame)
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(str).to_numpy(),
+            "churn_probability": scores.probability,
+            "risk_level": scores.risk_level.astype(str),
+            "will_churn": scores.will_churn,
+        }
+    )
+
+
+def _batch_runs(trained_model: TrainedModel) -> pd.DataFrame:
+    engine = sa.create_engine(trained_model.settings.resolved_database_url())
+    try:
+        return pd.read_sql_table("batch_runs", engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("input_suffix", "output_suffix"),
+    [(".csv", ".parquet"), (".parquet", ".csv"), (".jsonl", ".jsonl"), (".xlsx", ".parquet")],
+)
+def test_predict_scores_every_format_like_the_scorer(
+    cli_env: TrainedModel, tmp_path: Path, input_suffix: str, output_suffix: str
+) -> None:
+    frame = cli_env.frame.head(1500 if input_suffix == ".xlsx" else 5000)
+    source = tmp_path / f"customers{input_suffix}"
+    {
+        ".csv": lambda: frame.to_csv(source, index=False),
+        ".parquet": lambda: frame.to_parquet(source, index=False),
+        ".jsonl": lambda: frame.to_json(source, orient="records", lines=True),
+        ".xlsx": lambda: frame.to_excel(source, index=False),
+    }[input_suffix]()
+    target = tmp_path / f"scored{output_suffix}"
+    runs_before = len(_batch_runs(cli_env)) if input_suffix != ".csv" else None
+    code, output = _run(str(source), "-o", str(target), "--chunk-rows", "700", "--json")
+    assert code == 0, output
+    scored = read_table(target)
+    assert list(scored.columns) == OUTPUT_COLUMNS
+    expected = _expected(cli_env, frame)
+    assert scored["customer_id"].astype(str).tolist() == expected["customer_id"].tolist()
+    np.testing.assert_allclose(
+        scored["churn_probability"], expected["churn_probability"], atol=1e-9
+    )
+    assert scored["risk_level"].astype(str).tolist() == expected["risk_level"].tolist()
+    assert scored["will_churn"].astype(bool).tolist() == expected["will_churn"].tolist()
+    assert set(scored["model_name"].astype(str)) == {cli_env.settings.registry.model_name}
+
+    summary = json.loads(output.strip().splitlines()[-1])
+    beside = json.loads((tmp_path / "scored.summary.json").read_text())
+    assert summary == beside
+    assert summary["rows_read"] == summary["rows_scored"] == len(frame)
+    assert summary["rows_rejected"] == 0
+    counts = {k: v["count"] for k, v in summary["risk_levels"].items()}
+    assert counts == expected["risk_level"].value_counts().to_dict() | {
+        k: 0 for k in ("low", "medium", "high") if k not in set(expected["risk_level"])
+    }
+    assert summary["mean_probability"] == pytest.approx(expected["churn_probability"].mean())
+    assert summary["predicted_churn_rate"] == pytest.approx(expected["will_churn"].mean())
+    if runs_before is not None:
+        assert len(_batch_runs(cli_env)) == runs_before + 1
+
+
+def test_predict_records_run_with_profile_in_store(cli_env: TrainedModel, tmp_path: Path) -> None:
+    source = tmp_path / "customers.parquet"
+    cli_env.frame.to_parquet(source, index=False)
+    code, output = _run(str(source), "-o", str(tmp_path / "out.parquet"))
+    assert code == 0, output
+    runs = _batch_runs(cli_env)
+    last = runs.sort_values("id").iloc[-1]
+    version = cli_env.client.get_model_version_by_alias(
+        cli_env.settings.registry.model_name, "champion"
+    ).version
+    assert str(last["model_version"]) == str(version)
+    assert int(last["rows_read"]) == len(cli_env.frame)
+    profile = last["profile"] if isinstance(last["profile"], dict) else json.loads(last["profile"])
+    assert profile["n_rows"] == len(cli_env.frame)
+    assert profile["scores"]["n"] == len(cli_env.frame)
+    assert last["input_fingerprint"]
+    from churnops.data.fingerprint import fingerprint
+
+    # The streamed digest is the whole-table digest of the same content.
+    whole = pd.read_parquet(source)
+    assert last["input_fingerprint"] == fingerprint(whole)
+
+
+def _dirty(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[int]]:
+    dirty = frame.head(3000).copy()
+    dirty["contract"] = dirty["contract"].astype(object)
+    dirty["monthly_charges"] = dirty["monthly_charges"].astype(object)
+    dirty.loc[5, "contract"] = "Ten year"
+    dirty.loc[1234, "monthly_charges"] = "lots"
+    dirty.loc[2999, "contract"] = None
+    return dirty, {6, 1235, 3000}  # 1-based row numbers
+
+
+def test_skip_writes_rejects_and_read_equals_scored_plus_rejected(
+    cli_env: TrainedModel, tmp_path: Path
+) -> None:
+    dirty, bad_rows = _dirty(cli_env.frame)
+    source = tmp_path / "dirty.csv"
+    dirty.to_csv(source, index=False)
+    target = tmp_path / "scored.csv"
+    code, output = _run(
+        str(source),
+        "-o",
+        str(target),
+        "--on-error",
+        "skip",
+        "--chunk-rows",
+        "1000",
+        "--keep",
+        "contract",
+        "--json",
+    )
+    assert code == 0, output
+    summary = json.loads(output.strip().splitlines()[-1])
+    rejects = pd.read_csv(tmp_path / "scored.rejects.csv")
+    scored = pd.read_csv(target)
+    assert set(rejects["row"]) == bad_rows
+    assert set(rejects["customer_id"]) == set(dirty["customer_id"].iloc[[r - 1 for r in bad_rows]])
+    assert rejects.set_index("row").loc[6, "reason"].startswith("contract:")
+    assert "monthly_charges: not a number" in rejects.set_index("row").loc[1235, "reason"]
+    assert summary["rows_read"] == len(dirty) == summary["rows_scored"] + summary["rows_rejected"]
+    assert summary["rows_rejected"] == len(rejects) == 3
+    assert len(scored) == summary["rows_scored"]
+    assert "contract" in scored.columns
+    assert not set(scored["customer_id"]) & set(rejects["customer_id"])
+
+
+def test_fail_stops_with_clear_message_and_writes_nothing(
+    cli_env: TrainedModel, tmp_path: Path
+) -> None:
+    dirty, _ = _dirty(cli_env.frame)
+    source = tmp_path / "dirty.parquet"
+    dirty.astype({"monthly_charges": str}).to_parquet(source, index=False)
+    target = tmp_path / "scored.parquet"
+    code, output = _run(str(source), "-o", str(target), "--chunk-rows", "1000")
+    assert code == 2
+    assert "row 6: contract" in output
+    assert "--on-error skip" in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dirty.parquet"]
+
+
+def test_missing_required_columns_fail_up_front(cli_env: TrainedModel, tmp_path: Path) -> None:
+    source = tmp_path / "partial.csv"
+    cli_env.frame.drop(columns=["tenure", "contract"]).head(50).to_csv(source, index=False)
+    code, output = _run(str(source), "-o", str(tmp_path / "out.csv"))
+    assert code == 2
+    assert "tenure: required column is missing" in output
+    assert "contract: required column is missing" in output
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_crash_mid_run_leaves_no_partial_output(
+    cli_env: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "customers.parquet"
+    cli_env.frame.to_parquet(source, index=False)
+    target = tmp_path / "scored.parquet"
+    target.write_bytes(b"yesterday's scores")
+    calls = {"n": 0}
+    original = BatchScorer._output_frame
+
+    def crashing(self: BatchScorer, *args: object, **kwargs: object) -> pd.DataFrame:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # an interrupted run (Ctrl-C) mid-way
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BatchScorer, "_output_frame", crashing)
+    code, output = _run(
+        str(source), "-o", str(target), "--chunk-rows", "1000", "--on-error", "skip"
+    )
+    assert code == 130, output
+    assert calls["n"] == 3
+    assert target.read_bytes() == b"yesterday's scores"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet", "scored.parquet"]
+
+
+def test_writer_failure_mid_run_aborts(
+    cli_env: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from churnops.errors import DataLoadError
+    from churnops.scoring.writers import CsvWriter
+
+    source = tmp_path / "customers.csv"
+    cli_env.frame.to_csv(source, index=False)
+    original = CsvWriter.write
+    calls = {"n": 0}
+
+    def failing(self: CsvWriter, frame: pd.DataFrame) -> None:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise DataLoadError("disk full")
+        original(self, frame)
+
+    monkeypatch.setattr(CsvWriter, "write", failing)
+    code, output = _run(str(source), "-o", str(tmp_path / "scored.csv"), "--chunk-rows", "500")
+    assert code == 2
+    assert "disk full" in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]
+
+
+def test_reasons_and_sql_round_trip(
+    cli_env: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the summary of a SQL output goes to the working folder
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = sa.create_engine(url)
+    frame = cli_env.frame.head(400)
+    frame.to_sql("customers", engine, index=False)
+    code, output = _run(
+        f"{url}#customers", "-o", f"{url}#churn_scores", "--reasons", "--chunk-rows", "150"
+    )
+    assert code == 0, output
+    scored = pd.read_sql_table("churn_scores", engine)
+    engine.dispose()
+    assert len(scored) == len(frame)
+    reasons = [json.loads(r) for r in scored["reasons"]]
+    assert all(isinstance(r, list) for r in reasons)
+    assert any(r and {"feature", "value", "contribution"} <= set(r[0]) for r in reasons)
+    expected = cli_env.scorer().predict_frame(frame)
+    assert scored["reasons"].tolist() == expected["reasons"].tolist()
+    assert (tmp_path / "churn_scores.summary.json").exists()
+
+
+def test_engine_is_independent_of_chunking(trained_model: TrainedModel, tmp_path: Path) -> None:
+    scorer, _ = load_scorer(trained_model.champion_uri)
+    identity = model_identity(trained_model.champion_uri, trained_model.client)
+    source = tmp_path / "customers.parquet"
+    trained_model.frame.to_parquet(source, index=False)
+    results = []
+    for size in (333, 7043, 100_000):
+        target = tmp_path / f"out{size}.parquet"
+        result = BatchScorer(scorer, identity, BatchOptions(chunk_rows=size)).run(
+            str(source), str(target)
+        )
+        results.append((result, pd.read_parquet(target)))
+    first = results[0][1]
+    for result, frame in results[1:]:
+        pd.testing.assert_frame_equal(
+            frame.drop(columns="scored_at"), first.drop(columns="scored_at")
+        )
+        assert result.summary.risk_levels == results[0][0].summary.risk_levels
+    populations = [r.population for r, _ in results]
+    assert populations[0].scores.hist == populations[2].scores.hist
