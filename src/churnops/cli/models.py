@@ -14,7 +14,9 @@ from churnops.modeling import registry
 from churnops.modeling.tracking import configure_tracking
 from churnops.settings import get_settings
 
-app = typer.Typer(help="List, promote and roll back registered model versions.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, promote and roll back registered model versions.", no_args_is_help=True
+)
 NameOption = typer.Option(None, "--model-name", help="Registered model name (default from config).")
 
 
@@ -34,7 +36,16 @@ def list_command(
             typer.echo(json.dumps([v.__dict__ for v in versions]))
             return
         table = Table(title=f"Registered model {name}")
-        for column in ("version", "aliases", "model", "cv roc-auc", "test roc-auc", "threshold", "leakage", "created"):
+        for column in (
+            "version",
+            "aliases",
+            "model",
+            "cv roc-auc",
+            "test roc-auc",
+            "threshold",
+            "leakage",
+            "created",
+        ):
             table.add_column(column)
         for v in versions:
             table.add_row(

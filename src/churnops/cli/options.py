@@ -9,8 +9,12 @@ import typer
 from churnops.data.sources import resolve_data_settings
 from churnops.settings import Settings, get_settings
 
-ConfigOption = typer.Option(None, "--config", "-c", help="params.yaml to read (default ./params.yaml).")
-DataOption = typer.Option(None, "--data", "-d", help="Table: CSV/XLSX/Parquet/JSONL or SQLAlchemy URL#table.")
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="params.yaml to read (default ./params.yaml)."
+)
+DataOption = typer.Option(
+    None, "--data", "-d", help="Table: CSV/XLSX/Parquet/JSONL or SQLAlchemy URL#table."
+)
 TargetOption = typer.Option(None, "--target", help="Target column (binary).")
 PositiveOption = typer.Option(None, "--positive-label", help="Target value that counts as churn.")
 IdOption = typer.Option(None, "--id-column", help="Customer id column (never a feature).")

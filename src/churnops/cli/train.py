@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
+import mlflow
 import typer
+from mlflow.tracking import MlflowClient
 from rich.markdown import Markdown
 from rich.table import Table
 
@@ -20,13 +23,23 @@ from churnops.cli.options import (
     settings_for_data,
 )
 from churnops.data.load import load_training_table
+from churnops.modeling.registry import CHAMPION, alias_version
 from churnops.modeling.tracking import configure_tracking, ensure_experiment
 from churnops.modeling.train import TrainingOutcome, run_training
 
 
 def comparison_table(outcome: TrainingOutcome) -> Table:
     table = Table(title="Candidates (CV on train, then held-out test)")
-    for column in ("model", "cv roc-auc", "test roc-auc", "pr-auc", "f1", "brier", "calib.", "trials"):
+    for column in (
+        "model",
+        "cv roc-auc",
+        "test roc-auc",
+        "pr-auc",
+        "f1",
+        "brier",
+        "calib.",
+        "trials",
+    ):
         table.add_column(column, justify="right" if column != "model" else "left")
     for r in sorted(outcome.candidates, key=lambda r: -r.cv["roc_auc"]):
         mark = " *" if r.name == outcome.winner.name else ""
@@ -41,6 +54,20 @@ def comparison_table(outcome: TrainingOutcome) -> Table:
             f"{r.n_trials}{'+' if r.truncated else ''}",
         )
     return table
+
+
+def _show_existing_champion(client: MlflowClient, name: str) -> bool:
+    """Print the current champion's card; False when there is none."""
+    champion = alias_version(client, name, CHAMPION)
+    if champion is None:
+        return False
+    card = f"# {name} v{champion.version} (existing champion)"
+    if champion.run_id:
+        with contextlib.suppress(Exception):  # a run without a card still has a champion
+            card = mlflow.artifacts.load_text(f"runs:/{champion.run_id}/model_card.md")
+    err_console.print(f"champion exists: {name} v{champion.version}; not retraining")
+    out_console.print(Markdown(card))
+    return True
 
 
 def _eda_writer() -> object | None:
@@ -66,6 +93,9 @@ def train_command(
     allow_leakage: bool = typer.Option(False, "--allow-leakage", help="Promote even if flagged."),
     model_name: str | None = typer.Option(None, "--model-name", help="Registered model name."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary to stdout only."),
+    if_no_champion: bool = typer.Option(
+        False, "--if-no-champion", help="Only train when no champion exists; else show its card."
+    ),
 ) -> None:
     """Train and compare candidates on a table, register the winner, promote it if it earns it."""
     with cli_errors():
@@ -83,8 +113,10 @@ def train_command(
             settings.training.allow_leakage = True
         if model_name:
             settings.registry.model_name = model_name
-        frame, schema = load_training_table(settings.data)
         client = configure_tracking(settings)
+        if if_no_champion and _show_existing_champion(client, settings.registry.model_name):
+            return
+        frame, schema = load_training_table(settings.data)
         experiment_id = ensure_experiment(client, settings)
         with RichReporter() as reporter:
             outcome = run_training(
@@ -101,5 +133,7 @@ def train_command(
             return
         out_console.print(comparison_table(outcome))
         if outcome.leakage_flags:
-            err_console.print("[bold red]LEAKAGE FLAGGED[/]: " + "; ".join(map(str, outcome.leakage_flags)))
+            err_console.print(
+                "[bold red]LEAKAGE FLAGGED[/]: " + "; ".join(map(str, outcome.leakage_flags))
+            )
         out_console.print(Markdown(outcome.card))

@@ -109,7 +109,10 @@ def profile_scores(
     edges = np.linspace(0, 1, SCORE_BINS + 1)
     counts, _ = np.histogram(np.clip(probabilities, 0, 1), bins=edges)
     levels, level_counts = np.unique(risk_levels, return_counts=True)
-    shares = {str(level): float(n / len(risk_levels)) for level, n in zip(levels, level_counts, strict=True)}
+    shares = {
+        str(level): float(n / len(risk_levels))
+        for level, n in zip(levels, level_counts, strict=True)
+    }
     for level in ("low", "medium", "high"):
         shares.setdefault(level, 0.0)
     return ScoreProfile(

@@ -87,7 +87,9 @@ class Schema(BaseModel):
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = self.to_yaml() if path.suffix in {".yaml", ".yml"} else self.model_dump_json(indent=2)
+        text = (
+            self.to_yaml() if path.suffix in {".yaml", ".yml"} else self.model_dump_json(indent=2)
+        )
         path.write_text(text)
         return path
 
@@ -113,8 +115,8 @@ def _dtype_name(series: pd.Series) -> str:
 
 def _python_scalar(value: Any) -> Scalar:
     if isinstance(value, np.generic):
-        return value.item()  # type: ignore[no-any-return]
-    return value  # type: ignore[no-any-return]
+        return value.item()
+    return value
 
 
 def _sorted_values(values: pd.Series) -> list[Scalar]:
@@ -142,7 +144,9 @@ def infer_column(series: pd.Series, *, name: str, is_id: bool = False) -> Column
     if is_id:
         return ColumnSchema(name=name, kind=ColumnKind.ID, dtype=dtype, null_rate=null_rate)
     if _looks_like_datetime(series):
-        return ColumnSchema(name=name, kind=ColumnKind.DATETIME, dtype="datetime", null_rate=null_rate)
+        return ColumnSchema(
+            name=name, kind=ColumnKind.DATETIME, dtype="datetime", null_rate=null_rate
+        )
     n_unique = int(nonnull.nunique())
     if n_unique <= 2 and dtype in {"int", "float", "bool", "str"} and n_unique > 0:
         return ColumnSchema(
@@ -177,7 +181,13 @@ def _target_labels(target: pd.Series, positive_label: str | None, name: str) -> 
     values = [str(v) for v in _sorted_values(target)]
     if len(values) != 2:
         raise DataValidationError(
-            [Problem(name, f"target must have exactly 2 distinct values, found {len(values)}", values[:5])]
+            [
+                Problem(
+                    name,
+                    f"target must have exactly 2 distinct values, found {len(values)}",
+                    values[:5],
+                )
+            ]
         )
     if positive_label is None:
         lowered = {v.lower(): v for v in values}
@@ -192,7 +202,11 @@ def _target_labels(target: pd.Series, positive_label: str | None, name: str) -> 
             )
     if positive_label not in values:
         raise DataValidationError(
-            [Problem(name, f"positive label {positive_label!r} is not a value of the target", values)]
+            [
+                Problem(
+                    name, f"positive label {positive_label!r} is not a value of the target", values
+                )
+            ]
         )
     negative = values[0] if values[1] == positive_label else values[1]
     return positive_label, negative
@@ -202,10 +216,15 @@ def infer_schema(frame: pd.DataFrame, settings: DataSettings) -> Schema:
     """Schema of a training table under the given column settings."""
     if settings.target is None:
         raise ConfigError("no target column configured; pass --target or set data.target")
-    missing = [c for c in [settings.target, settings.id_column, *settings.exclude] if c and c not in frame]
+    missing = [
+        c for c in [settings.target, settings.id_column, *settings.exclude] if c and c not in frame
+    ]
     if missing:
         raise DataValidationError(
-            [Problem(c, "configured column is not in the table", list(frame.columns)[:8]) for c in missing]
+            [
+                Problem(c, "configured column is not in the table", list(frame.columns)[:8])
+                for c in missing
+            ]
         )
     positive, negative = _target_labels(
         frame[settings.target].dropna(), settings.positive_label, settings.target

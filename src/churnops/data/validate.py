@@ -25,7 +25,9 @@ def validate_training_frame(frame: pd.DataFrame, schema: Schema, settings: DataS
     n_positive = int((target.astype(str) == schema.positive_label).sum())
     if n_positive < 10 or len(frame) - n_positive < 10:
         problems.append(
-            Problem(schema.target, f"too few rows of one class ({n_positive} positive of {len(frame)})")
+            Problem(
+                schema.target, f"too few rows of one class ({n_positive} positive of {len(frame)})"
+            )
         )
     if schema.id_column:
         ids = frame[schema.id_column]

@@ -125,9 +125,9 @@ class FastEncoder:
                 if position is not None:
                     out[block.offset + position] = 1.0
         if numeric_names:
-            block = matrix[:, : len(numeric_names)]
-            block -= self.means
-            block /= self.scales
+            numeric_block = matrix[:, : len(numeric_names)]
+            numeric_block -= self.means
+            numeric_block /= self.scales
         return matrix
 
     def owner_matrix(self) -> np.ndarray:

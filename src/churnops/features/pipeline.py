@@ -15,7 +15,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from churnops.data.schema import MISSING_CATEGORY, ColumnSchema, Schema
 
 
-class AsText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class AsText(TransformerMixin, BaseEstimator):
     """Categorical values as plain Python strings, nulls as MISSING_CATEGORY (stateless)."""
 
     def fit(self, X: Any, y: Any = None) -> AsText:
@@ -48,7 +48,9 @@ def build_preprocessor(schema: Schema) -> ColumnTransformer:
         transformers.append(
             (
                 "num",
-                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
                 numeric,
             )
         )

@@ -42,7 +42,9 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: Method) -> Calibrator
     if method == "sigmoid":
         model = LogisticRegression(C=1e6, solver="lbfgs")
         model.fit(_logit(raw).reshape(-1, 1), y)
-        return Calibrator("sigmoid", slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
+        return Calibrator(
+            "sigmoid", slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0])
+        )
     if method == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
         return Calibrator(
@@ -69,13 +71,14 @@ def choose_calibration(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores: dict[str, list[float]] = {"none": [], "sigmoid": [], "isotonic": []}
     for fit_idx, eval_idx in splitter.split(raw_oof, y):
-        for method in ("none", "sigmoid", "isotonic"):
-            calibrator = fit_calibrator(raw_oof[fit_idx], y[fit_idx], method)  # type: ignore[arg-type]
+        methods: tuple[Method, ...] = ("none", "sigmoid", "isotonic")
+        for method in methods:
+            calibrator = fit_calibrator(raw_oof[fit_idx], y[fit_idx], method)
             calibrated = calibrator.apply(raw_oof[eval_idx])
             scores[method].append(float(brier_score_loss(y[eval_idx], calibrated)))
     brier = {method: float(np.mean(values)) for method, values in scores.items()}
     best: Method = "none"
     for method in ("sigmoid", "isotonic"):
         if brier[method] < brier[best] - min_gain:
-            best = method  # type: ignore[assignment]
+            best = method
     return CalibrationChoice(fit_calibrator(raw_oof, y, best), brier)

@@ -37,7 +37,9 @@ def _out_of_fold_target_rate(text: pd.Series, y: np.ndarray, *, seed: int) -> np
     values = text.to_numpy()
     for fit_idx, eval_idx in StratifiedKFold(5, shuffle=True, random_state=seed).split(values, y):
         rates = pd.Series(y[fit_idx]).groupby(values[fit_idx]).mean()
-        encoded[eval_idx] = pd.Series(values[eval_idx]).map(rates).fillna(y[fit_idx].mean()).to_numpy()
+        encoded[eval_idx] = (
+            pd.Series(values[eval_idx]).map(rates).fillna(y[fit_idx].mean()).to_numpy()
+        )
     return encoded
 
 

@@ -46,9 +46,7 @@ class LightGBMPredictor:
         self.threads = 1
 
     def proba(self, matrix: np.ndarray) -> np.ndarray:
-        return np.asarray(
-            self.booster.predict(matrix, num_threads=self.threads), dtype=np.float64
-        )
+        return np.asarray(self.booster.predict(matrix, num_threads=self.threads), dtype=np.float64)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         values = self.booster.predict(matrix, pred_contrib=True, num_threads=self.threads)
@@ -117,7 +115,9 @@ class ForestPredictor:
         self.classifier.n_jobs = n
 
 
-def predictor_for(classifier: Any) -> XGBoostPredictor | LightGBMPredictor | LogisticPredictor | ForestPredictor:
+def predictor_for(
+    classifier: Any,
+) -> XGBoostPredictor | LightGBMPredictor | LogisticPredictor | ForestPredictor:
     if isinstance(classifier, XGBClassifier):
         return XGBoostPredictor(classifier)
     if isinstance(classifier, LGBMClassifier):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ import joblib
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
+from mlflow.pyfunc import PythonModel
 from mlflow.models.model import ModelInfo
-from mlflow.types import ColSpec, DataType
+from mlflow.types import ColSpec, DataType, TensorSpec
 from mlflow.types import Schema as MlflowSchema
 
 from churnops.data.schema import Schema
@@ -35,25 +37,32 @@ REQUIREMENTS = (
 )
 
 
-class ChurnModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    """Loads the bundle once, validates input against the schema, scores through `Scorer`."""
+# MLflow warns at class creation whatever the predict hints are (it wants list[...] inputs or
+# none); the signature is set explicitly when logging, so the warning is silenced here only.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
 
-    scorer: Scorer
+    class ChurnModel(PythonModel):
+        """Loads the bundle once, validates input against the schema, scores through `Scorer`."""
 
-    def load_context(self, context: Any) -> None:
-        bundle: ModelBundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
-        self.scorer = Scorer(bundle)
+        scorer: Scorer
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        validate_against_schema(frame, self.scorer.schema)
-        reasons = bool((params or {}).get("reasons", True))
-        return self.scorer.predict_frame(frame, reasons=reasons)
+        def load_context(self, context: Any) -> None:
+            bundle: ModelBundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
+            self.scorer = Scorer(bundle)
+
+        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            frame = (
+                model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            )
+            validate_against_schema(frame, self.scorer.schema)
+            reasons = bool((params or {}).get("reasons", True))
+            return self.scorer.predict_frame(frame, reasons=reasons)
 
 
 def input_schema(schema: Schema) -> MlflowSchema:
     """Signature inputs from our schema (training dtypes); the id column is optional."""
-    columns = []
+    columns: list[ColSpec | TensorSpec] = []
     if schema.id_column:
         id_dtype = next((c.dtype for c in schema.ignored if c.name == schema.id_column), "str")
         id_kind = DataType.long if id_dtype == "int" else DataType.string
@@ -92,6 +101,21 @@ def log_churn_model(bundle: ModelBundle, *, workdir: Path, name: str = "model") 
     profile_path = workdir / "reference_profile.json"
     profile_path.write_text(bundle.profile.model_dump_json())
     example = pd.DataFrame(bundle.input_example)
+    with warnings.catch_warnings():
+        # MLflow warns about the untyped predict signature and int columns; the signature below
+        # is explicit, so both warnings are noise for our users.
+        warnings.simplefilter("ignore", UserWarning)
+        return _log(bundle, example, bundle_path, schema_path, profile_path, name)
+
+
+def _log(
+    bundle: ModelBundle,
+    example: pd.DataFrame,
+    bundle_path: Path,
+    schema_path: Path,
+    profile_path: Path,
+    name: str,
+) -> ModelInfo:
     output = Scorer(bundle).predict_frame(example)
     signature = infer_signature(example, output, params={"reasons": True})
     signature = ModelSignature(
@@ -109,7 +133,9 @@ def log_churn_model(bundle: ModelBundle, *, workdir: Path, name: str = "model") 
         signature=signature,
         input_example=example,
         pip_requirements=_pinned_requirements(),
-        metadata={"churnops": json.dumps({"candidate": bundle.candidate, "threshold": bundle.threshold})},
+        metadata={
+            "churnops": json.dumps({"candidate": bundle.candidate, "threshold": bundle.threshold})
+        },
     )
 
 
@@ -118,7 +144,9 @@ def load_scorer(model_uri: str) -> tuple[Scorer, Any]:
     from churnops.errors import ModelNotFoundError
 
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # MLflow's predict type-hint advice
+            model = mlflow.pyfunc.load_model(model_uri)
     except Exception as exc:
         raise ModelNotFoundError(f"cannot load model {model_uri!r}: {exc}") from exc
     python_model = model.unwrap_python_model()

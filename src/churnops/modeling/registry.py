@@ -154,7 +154,9 @@ def _record(client: MlflowClient, name: str, version: str, action: str, why: str
 def record_decision(
     client: MlflowClient, *, name: str, version: str, decision: PromotionDecision
 ) -> None:
-    client.set_model_version_tag(name, version, "churnops.gate", "passed" if decision.promote else "held")
+    client.set_model_version_tag(
+        name, version, "churnops.gate", "passed" if decision.promote else "held"
+    )
     client.set_model_version_tag(name, version, "churnops.gate_reason", decision.reason)
 
 
@@ -169,13 +171,17 @@ def list_versions(client: MlflowClient, *, name: str) -> list[VersionSummary]:
     if not _exists(client, name):
         raise RegistryError(f"no registered model named {name!r}")
     versions = client.search_model_versions(f"name = '{name}'")
+    # search results carry no aliases; the registered model holds the alias -> version map.
+    by_version: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(name).aliases.items():
+        by_version.setdefault(str(number), []).append(alias)
     summaries = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
         tags = dict(v.tags)
         summaries.append(
             VersionSummary(
                 version=str(v.version),
-                aliases=sorted(getattr(v, "aliases", []) or []),
+                aliases=sorted(by_version.get(str(v.version), [])),
                 candidate=tags.get("churnops.candidate", "?"),
                 cv_roc_auc=_float(tags, "churnops.cv_roc_auc"),
                 test_roc_auc=_float(tags, "churnops.test_roc_auc"),

@@ -83,7 +83,9 @@ class Scorer:
         self.schema = bundle.schema
         self.threshold = bundle.threshold
         self.risk_bands = bundle.risk_bands
-        self.encoder = FastEncoder.from_fitted(bundle.pipeline.named_steps["preprocess"], bundle.schema)
+        self.encoder = FastEncoder.from_fitted(
+            bundle.pipeline.named_steps["preprocess"], bundle.schema
+        )
         self.predictor = predictor_for(bundle.pipeline.named_steps["classifier"])
         self._owner = self.encoder.owner_matrix()
         self._bands = np.array([bundle.risk_bands.medium, bundle.risk_bands.high])
@@ -131,7 +133,9 @@ class Scorer:
             return scores
         columns = {name: frame[name].to_numpy() for name in self.encoder.feature_names}
         found = self._top_reasons(matrix, lambda i, name: columns[name][i])
-        return Scores(scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found)
+        return Scores(
+            scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found
+        )
 
     def score_records(self, records: Records, *, reasons: bool = True) -> Scores:
         """Score plain records (list of dicts or dict of lists) without building a DataFrame."""
@@ -151,7 +155,9 @@ class Scorer:
                 return rows[i].get(name)
 
         found = self._top_reasons(matrix, value_of)
-        return Scores(scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found)
+        return Scores(
+            scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found
+        )
 
     def predict_frame(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """The pyfunc output: one row per input row, `reasons` as a JSON list per row."""

@@ -32,8 +32,8 @@ from churnops.modeling.evaluate import classification_metrics, mean_metrics
 from churnops.modeling.leakage import LeakageFlag, feature_leakage, model_leakage
 from churnops.modeling.pyfunc import load_scorer, log_churn_model
 from churnops.modeling.registry import (
-    CHAMPION,
     CHALLENGER,
+    CHAMPION,
     alias_version,
     promote,
     promotion_decision,
@@ -199,7 +199,9 @@ def evaluate_candidate(
         ]
     )
     cv["roc_auc"] = result.cv_roc_auc  # of the raw scores: calibration must not move the ranking
-    pipeline = build_pipeline(schema, candidate.make(result.params, seed, n_jobs)).fit(train, y_train)
+    pipeline = build_pipeline(schema, candidate.make(result.params, seed, n_jobs)).fit(
+        train, y_train
+    )
     test_probability = calibration.calibrator.apply(pipeline.predict_proba(test)[:, 1])
     test_metrics = classification_metrics(y_test, test_probability, threshold=choice.threshold)
     return CandidateResult(
@@ -235,7 +237,12 @@ def _champion_score(
     return float(roc_auc_score(y_test, probability)), str(current.version)
 
 
-def _log_plots(winner: CandidateResult, results: list[CandidateResult], y_test: np.ndarray, importance: dict[str, float]) -> None:
+def _log_plots(
+    winner: CandidateResult,
+    results: list[CandidateResult],
+    y_test: np.ndarray,
+    importance: dict[str, float],
+) -> None:
     figures = {
         "plots/roc.png": plots.roc_figure(y_test, {r.name: r.test_probability for r in results}),
         "plots/precision_recall.png": plots.pr_figure(
@@ -320,7 +327,9 @@ def run_training(
                 "n_rows": len(frame),
             }
         )
-        dataset = mlflow.data.from_pandas(frame, name=settings.data.path or "table", digest=digest[:36])
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            frame, name=settings.data.path or "table", digest=digest[:36]
+        )
         mlflow.log_input(dataset, context="training")
         mlflow.log_text(schema.to_yaml(), "schema.yaml")
         if eda_writer is not None:
@@ -365,18 +374,31 @@ def run_training(
             mlflow.log_metrics({f"{name}.test_{k}": v for k, v in result.test.items()})
 
         winner = max(results, key=lambda r: (r.cv["roc_auc"], -len(r.name)))
-        model_flags = [f for r in results for f in model_leakage(r.name, r.test["roc_auc"], limit=training.leakage_model_auc)]
+        model_flags = [
+            f
+            for r in results
+            for f in model_leakage(r.name, r.test["roc_auc"], limit=training.leakage_model_auc)
+        ]
         leakage_flags = feature_flags + model_flags
         table = pd.DataFrame([r.metrics_row() for r in results])
         mlflow.log_table(table, "comparison.json")
-        mlflow.log_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(), "comparison.md")
+        mlflow.log_text(
+            table.to_markdown(index=False) if _has_tabulate() else table.to_string(),
+            "comparison.md",
+        )
         mlflow.log_metrics({f"cv_{k}": v for k, v in winner.cv.items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in winner.test.items()})
-        mlflow.log_params({"winner": winner.name, "threshold": winner.threshold, "calibration": winner.calibration})
+        mlflow.log_params(
+            {
+                "winner": winner.name,
+                "threshold": winner.threshold,
+                "calibration": winner.calibration,
+            }
+        )
         mlflow.log_dict({k: str(v) for k, v in winner.params.items()}, "winner_params.json")
         mlflow.set_tag("churnops.leakage", "true" if leakage_flags else "false")
         if leakage_flags:
-            mlflow.log_dict([f.to_dict() for f in leakage_flags], "leakage/flags.json")
+            mlflow.log_dict({"flags": [f.to_dict() for f in leakage_flags]}, "leakage/flags.json")
         mlflow.set_tag("churnops.allow_leakage", str(training.allow_leakage).lower())
 
         reporter.stage("Packaging the model")
@@ -401,7 +423,9 @@ def run_training(
             test_scores.probability, test_scores.risk_level, threshold=winner.threshold
         )
         contributions = np.abs(scorer.feature_contributions(scorer.encoder.encode_frame(test)))
-        importance = dict(zip(scorer.encoder.feature_names, contributions.mean(axis=0).tolist(), strict=True))
+        importance = dict(
+            zip(scorer.encoder.feature_names, contributions.mean(axis=0).tolist(), strict=True)
+        )
         mlflow.log_dict(importance, "feature_importance.json")
         _log_plots(winner, results, y_test, importance)
         with tempfile.TemporaryDirectory() as tmp:
@@ -416,9 +440,13 @@ def run_training(
             "churnops.leakage": "true" if leakage_flags else "false",
             "churnops.data_fingerprint": digest,
         }
-        version = register_version(client, name=model_name, model_uri=info.model_uri, run_id=run_id, tags=tags)
+        version = register_version(
+            client, name=model_name, model_uri=info.model_uri, run_id=run_id, tags=tags
+        )
         try:
-            champion_score, champion_version = _champion_score(client, name=model_name, test=test, y_test=y_test)
+            champion_score, champion_version = _champion_score(
+                client, name=model_name, test=test, y_test=y_test
+            )
             decision = promotion_decision(
                 candidate_score=winner.test["roc_auc"],
                 champion_score=champion_score,
@@ -429,12 +457,25 @@ def run_training(
         except Exception as exc:  # champion cannot score this data: never replace it silently
             from churnops.modeling.registry import PromotionDecision
 
-            decision = PromotionDecision(False, f"champion could not be evaluated on this data: {exc}")
+            decision = PromotionDecision(
+                False, f"champion could not be evaluated on this data: {exc}"
+            )
             champion_version = "unknown"
         record_decision(client, name=model_name, version=str(version.version), decision=decision)
-        mlflow.set_tags({"churnops.promoted": str(decision.promote).lower(), "churnops.promotion_reason": decision.reason, "churnops.champion_before": champion_version})
+        mlflow.set_tags(
+            {
+                "churnops.promoted": str(decision.promote).lower(),
+                "churnops.promotion_reason": decision.reason,
+                "churnops.champion_before": champion_version,
+            }
+        )
         if decision.promote:
-            promote(client, name=model_name, version=str(version.version), why=f"training gate: {decision.reason}")
+            promote(
+                client,
+                name=model_name,
+                version=str(version.version),
+                why=f"training gate: {decision.reason}",
+            )
         aliases = sorted(client.get_model_version(model_name, version.version).aliases)
         outcome = TrainingOutcome(
             run_id=run_id,

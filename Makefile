@@ -1,0 +1,77 @@
+# churnops: `make run` sets up, trains if there is no champion, and serves; `make test` sets up,
+# lints and runs every test. Both create their own virtualenv from the pinned constraints.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS := dev,spark,dashboard,flows
+STAMP := $(VENV)/.installed
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= true
+
+.PHONY: help setup system-deps run train serve test test-fast lint format bench lock clean
+
+help:
+	@echo "make run    - set up, train on the bundled data if no champion exists, serve the API"
+	@echo "make test   - set up, lint, run the whole test suite"
+	@echo "make lint   - ruff (lint + format check) and mypy"
+	@echo "make bench  - run the benchmarks under bench/ (slow)"
+	@echo "make lock   - re-pin constraints.txt after changing dependencies"
+
+system-deps:
+	@# Spark needs a Java runtime; install one from Debian only when missing and we may.
+	@if ! command -v java >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "warning: no java found; Spark tests will fail (install a JRE 17)" >&2; fi; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "churnops needs Python 3.11+")'
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
+	@$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+run: setup
+	$(BIN)/churnops train --if-no-champion
+	$(BIN)/churnops serve
+
+train: setup
+	$(BIN)/churnops train
+
+serve: setup
+	$(BIN)/churnops serve
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test: lint
+	@# pytest exits 5 when it collects no test: that is a failure here, never a pass.
+	$(BIN)/pytest -p no:cacheprovider tests; status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "error: no tests were collected" >&2; fi; exit $$status
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow and not spark" tests
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --extra dashboard --extra flows \
+	  --python-version 3.11 -o constraints.txt -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,89 @@
+"""The fast encoder equals the fitted ColumnTransformer; contributions add up to the model output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lightgbm import LGBMClassifier
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from xgboost import XGBClassifier
+
+from churnops.data.schema import infer_schema
+from churnops.features.encoder import FastEncoder
+from churnops.features.pipeline import build_preprocessor
+from churnops.modeling.predictors import predictor_for
+from churnops.settings import DataSettings
+
+
+@pytest.fixture(scope="module")
+def table() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(1)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n),
+            "fee": rng.normal(60, 20, n),
+            "plan": rng.choice(["a", "b", "c"], n),
+            "flag": rng.integers(0, 2, n),
+            "region": rng.choice(["north", "south"], n),
+        }
+    )
+    frame.loc[::17, "fee"] = np.nan
+    frame.loc[::23, "plan"] = None
+    logit = -0.04 * frame["tenure"] + 0.02 * frame["fee"].fillna(60) + (frame["plan"] == "c") - 1
+    frame["target"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame, frame["target"].to_numpy()
+
+
+def test_fast_encoder_equals_column_transformer(table: tuple[pd.DataFrame, np.ndarray]) -> None:
+    frame, _ = table
+    schema = infer_schema(frame, DataSettings(target="target"))
+    preprocessor = build_preprocessor(schema).fit(frame)
+    encoder = FastEncoder.from_fitted(preprocessor, schema)
+    expected = preprocessor.transform(frame)
+    np.testing.assert_allclose(encoder.encode_frame(frame), expected, rtol=0, atol=1e-12)
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    np.testing.assert_allclose(encoder.encode_records(records), expected, rtol=0, atol=1e-12)
+    columns = {c: list(frame[c].astype(object).where(frame[c].notna(), None)) for c in frame}
+    np.testing.assert_allclose(encoder.encode_records(columns), expected, rtol=0, atol=1e-12)
+    # Every encoded column belongs to exactly one original feature.
+    assert encoder.owner_matrix().sum(axis=1).tolist() == [1.0] * encoder.n_outputs
+
+
+@pytest.mark.parametrize(
+    "classifier",
+    [
+        XGBClassifier(n_estimators=30, max_depth=3, random_state=0),
+        LGBMClassifier(n_estimators=30, num_leaves=7, random_state=0, verbose=-1),
+        LogisticRegression(max_iter=500),
+        RandomForestClassifier(n_estimators=15, max_depth=4, random_state=0),
+    ],
+    ids=["xgboost", "lightgbm", "logreg", "forest"],
+)
+def test_predictor_matches_sklearn_and_contributions_add_up(
+    classifier: object, table: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    frame, y = table
+    schema = infer_schema(frame, DataSettings(target="target"))
+    matrix = build_preprocessor(schema).fit_transform(frame)
+    fitted = classifier.fit(matrix, y)  # type: ignore[attr-defined]
+    predictor = predictor_for(fitted)
+    expected = fitted.predict_proba(matrix)[:, 1]
+    np.testing.assert_allclose(predictor.proba(matrix), expected, atol=1e-6)
+    contributions = predictor.contributions(matrix)
+    assert contributions.shape == matrix.shape
+    if isinstance(fitted, RandomForestClassifier):
+        # Saabas: root value + contributions = predicted probability.
+        assert np.ptp(expected - contributions.sum(axis=1)) < 1e-9
+    else:
+        margin = np.log(expected / (1 - expected))
+        # Log-odds contributions: a row-independent bias + contributions = margin.
+        assert np.ptp(margin - contributions.sum(axis=1)) < 1e-3 or isinstance(
+            fitted, LogisticRegression
+        )
+        if isinstance(fitted, LogisticRegression):
+            np.testing.assert_allclose(
+                margin, contributions.sum(axis=1) + fitted.intercept_[0], atol=1e-9
+            )
