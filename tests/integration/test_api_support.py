@@ -1,0 +1,127 @@
+"""Helpers shared by the API integration tests: settings, a live uvicorn server, service probes.
+
+(Named test_api_* so it lives among the files the API owns; it holds no tests itself.)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from churnops.settings import Settings
+from tests.conftest import TrainedModel
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get(
+    "CHURNOPS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("CHURNOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def api_settings(trained: TrainedModel, tmp_path: Path, **serving: Any) -> Settings:
+    """The trained model's settings with a private store, spool and no polling by default."""
+    settings = trained.settings.model_copy(deep=True)
+    settings.database_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    settings.serving.spool_path = str(tmp_path / "spool.jsonl")
+    settings.serving.keys_file = str(tmp_path / "keys.json")
+    settings.serving.reload_interval_seconds = 0
+    settings.serving.store_flush_interval_seconds = 0.05
+    settings.serving.rate_limit_per_minute = 0
+    for key, value in serving.items():
+        setattr(settings.serving, key, value)
+    return settings
+
+
+def example_record(trained: TrainedModel) -> dict[str, Any]:
+    """The model's first input example as JSON-ready values."""
+    row = dict(trained.scorer().bundle.input_example[0])
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(app: FastAPI, **config: Any) -> Iterator[str]:
+    """Run `app` on uvicorn in a thread (lifespan included); yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    scheme = "https" if config.get("ssl_certfile") else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def service_up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip when a local service is down, except in CI where it must be there."""
+    if service_up(host, port):
+        return
+    if IN_CI:
+        pytest.fail(f"{name} at {host}:{port} is required in CI but is not reachable")
+    pytest.skip(f"{name} is not running at {host}:{port}")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, uniquely named Postgres database; dropped afterwards. Yields its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    base = make_url(POSTGRES_URL)
+    name = f"churnops_api_{uuid.uuid4().hex[:10]}"
+    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def post_json(client: httpx.Client, path: str, body: Any, **headers: str) -> httpx.Response:
+    return client.post(path, json=body, headers=headers or None)
