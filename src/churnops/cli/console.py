@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +35,9 @@ def setup_logging(verbose: bool) -> None:
         force=True,
     )
     if not verbose:
+        # MLflow's advice (type hints, integer columns) is for model authors, not our users.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning)
         for noisy in ("mlflow", "alembic", "optuna", "urllib3", "httpx"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 

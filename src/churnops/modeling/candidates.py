@@ -53,8 +53,8 @@ def _forest(params: Params, seed: int, n_jobs: int) -> RandomForestClassifier:
 
 def _forest_space(trial: optuna.Trial) -> Params:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 300, step=50),
-        "max_depth": trial.suggest_int("max_depth", 4, 14),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 200, step=50),
+        "max_depth": trial.suggest_int("max_depth", 4, 12),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 40, log=True),
         "max_features": trial.suggest_float("max_features", 0.1, 0.7),
     }
@@ -122,14 +122,14 @@ def _lightgbm_space(trial: optuna.Trial) -> Params:
 
 CANDIDATES: dict[str, Candidate] = {
     "logistic_regression": Candidate(
-        "logistic_regression", _logreg, {"C": 1.0, "class_weight": None}, _logreg_space, 20
+        "logistic_regression", _logreg, {"C": 1.0, "class_weight": None}, _logreg_space, 12
     ),
     "random_forest": Candidate(
         "random_forest",
         _forest,
-        {"n_estimators": 200, "max_depth": 10, "min_samples_leaf": 5, "max_features": 0.3},
+        {"n_estimators": 150, "max_depth": 10, "min_samples_leaf": 5, "max_features": 0.3},
         _forest_space,
-        8,
+        5,
     ),
     "xgboost": Candidate(
         "xgboost",
@@ -144,7 +144,7 @@ CANDIDATES: dict[str, Candidate] = {
             "reg_lambda": 1.0,
         },
         _xgboost_space,
-        16,
+        12,
     ),
     "lightgbm": Candidate(
         "lightgbm",
@@ -159,6 +159,6 @@ CANDIDATES: dict[str, Candidate] = {
             "reg_lambda": 1.0,
         },
         _lightgbm_space,
-        16,
+        12,
     ),
 }

@@ -7,6 +7,7 @@ training part, never on its validation part) and every trial only fits classifie
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,13 +56,22 @@ def encode_folds(
 def out_of_fold(
     candidate: Candidate, params: Params, folds: list[Fold], *, seed: int, n_jobs: int
 ) -> tuple[np.ndarray, list[float]]:
-    """Raw out-of-fold probabilities for every training row, and ROC-AUC per fold."""
+    """Raw out-of-fold probabilities for every training row, and ROC-AUC per fold.
+
+    Folds run in parallel threads with single-threaded classifiers: OpenMP threads inside each
+    fit stall badly as soon as the cores are shared (measured 7-20x slower under load).
+    """
+
+    def fit_fold(fold: Fold) -> np.ndarray:
+        model = candidate.make(params, seed, 1).fit(fold.fit_x, fold.fit_y)
+        return np.asarray(model.predict_proba(fold.eval_x)[:, 1])
+
+    with ThreadPoolExecutor(max_workers=max(n_jobs, 1)) as pool:
+        predictions = list(pool.map(fit_fold, folds))
     n = sum(len(f.eval_index) for f in folds)
     oof = np.zeros(n)
     aucs = []
-    for fold in folds:
-        model = candidate.make(params, seed, n_jobs).fit(fold.fit_x, fold.fit_y)
-        probabilities = model.predict_proba(fold.eval_x)[:, 1]
+    for fold, probabilities in zip(folds, predictions, strict=True):
         oof[fold.eval_index] = probabilities
         aucs.append(float(roc_auc_score(fold.eval_y, probabilities)))
     return oof, aucs
