@@ -11,8 +11,8 @@ import joblib
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.pyfunc import PythonModel
 from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, DataType, TensorSpec
 from mlflow.types import Schema as MlflowSchema
 
