@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from churnops.data.schema import Schema
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Problem
 from churnops.modeling.predictors import XGBoostPredictor
 from churnops.modeling.scorer import RISK_LEVELS, Scorer
@@ -277,32 +278,10 @@ class BatchScorer:
         return pd.DataFrame(columns)
 
     def _carried(self, available: pd.Index) -> list[str]:
-        """Input columns copied to the output: the id column, then the ones asked for."""
-        wanted: list[str] = []
-        id_column = self.scorer.schema.id_column
-        if id_column and id_column in available:
-            wanted.append(id_column)
-        for name in self.options.keep:
-            if name not in wanted:
-                wanted.append(name)
-        return wanted
+        return carried_columns(list(available), self.scorer.schema, self.options)
 
     def check_columns(self, columns: list[str]) -> None:
-        """Fail up front on missing required feature columns or unknown --keep columns."""
-        present = set(columns)
-        problems = [
-            Problem(c.name, "required column is missing from the input")
-            for c in self.scorer.schema.features
-            if c.name not in present
-        ]
-        if problems:
-            raise DataValidationError(problems)
-        unknown = [k for k in self.options.keep if k not in present]
-        if unknown:
-            raise ConfigError(f"--keep column(s) not in the input: {', '.join(unknown)}")
-        clash = [k for k in self.options.keep if k in SCORE_COLUMNS or k == REASONS_COLUMN]
-        if clash:
-            raise ConfigError(f"--keep column(s) clash with output columns: {', '.join(clash)}")
+        check_columns(columns, self.scorer.schema, self.options)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -500,6 +479,35 @@ class BatchScorer:
             fingerprint=fingerprint,
             engine_name=engine_name,
         )
+
+
+def carried_columns(available: list[str], schema: Schema, options: BatchOptions) -> list[str]:
+    """Input columns copied to the output: the id column, then the ones asked for."""
+    wanted: list[str] = []
+    if schema.id_column and schema.id_column in available:
+        wanted.append(schema.id_column)
+    for name in options.keep:
+        if name not in wanted:
+            wanted.append(name)
+    return wanted
+
+
+def check_columns(columns: list[str], schema: Schema, options: BatchOptions) -> None:
+    """Fail up front on missing required feature columns or unusable --keep columns."""
+    present = set(columns)
+    problems = [
+        Problem(c.name, "required column is missing from the input")
+        for c in schema.features
+        if c.name not in present
+    ]
+    if problems:
+        raise DataValidationError(problems)
+    unknown = [k for k in options.keep if k not in present]
+    if unknown:
+        raise ConfigError(f"--keep column(s) not in the input: {', '.join(unknown)}")
+    clash = [k for k in options.keep if k in SCORE_COLUMNS or k == REASONS_COLUMN]
+    if clash:
+        raise ConfigError(f"--keep column(s) clash with output columns: {', '.join(clash)}")
 
 
 def summarise(

@@ -1,0 +1,117 @@
+"""The Spark engine gives the pandas engine's scores (local Spark, Java 17)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnops.errors import DataValidationError
+from churnops.modeling.pyfunc import load_scorer
+from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity
+from tests.conftest import TrainedModel
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+pyspark = pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from churnops.scoring.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+def _pandas_engine(
+    trained: TrainedModel, source: Path, target: Path, options: BatchOptions
+) -> pd.DataFrame:
+    scorer, _ = load_scorer(trained.champion_uri)
+    identity = model_identity(trained.champion_uri, trained.client)
+    BatchScorer(scorer, identity, options).run(str(source), str(target))
+    return pd.read_parquet(target)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_spark_equals_pandas_engine(
+    trained_model: TrainedModel, spark: Any, tmp_path: Path, suffix: str
+) -> None:
+    from churnops.scoring.spark import score_with_spark
+
+    source = tmp_path / f"customers{suffix}"
+    if suffix == ".csv":
+        trained_model.frame.to_csv(source, index=False)
+    else:
+        trained_model.frame.to_parquet(source, index=False)
+    options = BatchOptions(reasons=suffix == ".parquet")
+    expected = _pandas_engine(trained_model, source, tmp_path / "pandas.parquet", options)
+    identity = model_identity(trained_model.champion_uri, trained_model.client)
+    target = tmp_path / "spark.parquet"
+    result = score_with_spark(
+        str(source),
+        str(target),
+        model_uri=trained_model.champion_uri,
+        model=identity,
+        options=options,
+        spark=spark,
+    )
+    got = pd.read_parquet(target)
+    assert list(got.columns) == list(expected.columns)
+    merged = expected.merge(got, on="customer_id", suffixes=("_pandas", "_spark"))
+    assert len(merged) == len(expected) == len(got) == len(trained_model.frame)
+    np.testing.assert_allclose(
+        merged["churn_probability_spark"], merged["churn_probability_pandas"], atol=1e-6, rtol=0
+    )
+    assert (merged["risk_level_spark"].astype(str) == merged["risk_level_pandas"].astype(str)).all()
+    assert (merged["will_churn_spark"] == merged["will_churn_pandas"]).all()
+    if options.reasons:
+        assert (merged["reasons_spark"] == merged["reasons_pandas"]).all()
+    assert result.summary.rows_read == result.summary.rows_scored == len(trained_model.frame)
+    summary = json.loads((tmp_path / "spark.summary.json").read_text())
+    assert summary["engine"] == "spark"
+    assert summary["model_version"] == identity.version
+
+
+def test_spark_rejects_and_fail(trained_model: TrainedModel, spark: Any, tmp_path: Path) -> None:
+    from churnops.scoring.spark import score_with_spark
+
+    dirty = trained_model.frame.head(2000).copy()
+    dirty["contract"] = dirty["contract"].astype(object)
+    dirty.loc[10, "contract"] = "Ten year"
+    dirty.loc[1500, "monthly_charges"] = np.inf
+    source = tmp_path / "dirty.parquet"
+    dirty.to_parquet(source, index=False)
+    identity = model_identity(trained_model.champion_uri, trained_model.client)
+    target = tmp_path / "out.parquet"
+    with pytest.raises(DataValidationError, match="row 11: contract"):
+        score_with_spark(
+            str(source),
+            str(target),
+            model_uri=trained_model.champion_uri,
+            model=identity,
+            options=BatchOptions(on_error="fail"),
+            spark=spark,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dirty.parquet"]
+    result = score_with_spark(
+        str(source),
+        str(target),
+        model_uri=trained_model.champion_uri,
+        model=identity,
+        options=BatchOptions(on_error="skip"),
+        spark=spark,
+    )
+    rejects = pd.read_csv(tmp_path / "out.rejects.csv")
+    assert rejects["row"].tolist() == [11, 1501]
+    summary = result.summary
+    assert summary.rows_read == 2000 == summary.rows_scored + summary.rows_rejected
+    assert len(pd.read_parquet(target)) == summary.rows_scored
