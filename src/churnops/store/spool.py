@@ -1,0 +1,157 @@
+"""A bounded, append-only JSONL file holding predictions while the database is unreachable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from churnops.store.records import PredictionRecord
+
+logger = logging.getLogger(__name__)
+
+
+class Spool:
+    """Local overflow for the background writer: one JSON prediction record per line.
+
+    Appends are fsynced, so an acknowledged spool write survives a crash. The file never grows
+    beyond `max_bytes`: `append` accepts what fits and reports the rest, which the caller must
+    count. Replays remove what was written from the file (atomic rewrite), so a replay interrupted
+    by a new outage or a crash resumes where it stopped; at worst the last batch is written twice,
+    which the store ignores (prediction ids are unique). Thread-safe.
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self._records = 0
+        self._bytes = 0
+        self._loaded = False
+        self.corrupt_lines = 0
+
+    def _load(self) -> None:
+        """Count what a previous process left behind (once, lazily: no I/O in __init__)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            with self.path.open("rb") as fh:
+                for line in fh:
+                    if line.strip():
+                        self._records += 1
+                    self._bytes += len(line)
+        except FileNotFoundError:
+            return
+        if self._records:
+            logger.warning(
+                "prediction spool %s holds %d record(s) from an earlier run; they will be "
+                "replayed when the database is reachable",
+                self.path,
+                self._records,
+            )
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            with self._lock:
+                self._load()
+
+    @property
+    def records(self) -> int:
+        """Records waiting in the file; never blocks behind a replay in progress."""
+        self._ensure_loaded()
+        return self._records
+
+    @property
+    def size_bytes(self) -> int:
+        self._ensure_loaded()
+        return self._bytes
+
+    @property
+    def full(self) -> bool:
+        """True when not even a small record would fit any more."""
+        return self.size_bytes >= self.max_bytes - 256
+
+    def append(self, records: Sequence[PredictionRecord]) -> int:
+        """Append as many records as fit under `max_bytes`; returns how many were written.
+
+        Raises OSError when the file cannot be written at all (nothing was accepted then).
+        """
+        if not records:
+            return 0
+        with self._lock:
+            self._load()
+            lines: list[bytes] = []
+            size = self._bytes
+            for record in records:
+                line = (json.dumps(record.to_json_dict(), separators=(",", ":")) + "\n").encode()
+                if size + len(line) > self.max_bytes:
+                    break
+                lines.append(line)
+                size += len(line)
+            if not lines:
+                return 0
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as fh:
+                fh.write(b"".join(lines))
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._records += len(lines)
+            self._bytes = size
+            return len(lines)
+
+    def _parse(self, line: bytes) -> PredictionRecord | None:
+        try:
+            return PredictionRecord.from_json_dict(json.loads(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            self.corrupt_lines += 1
+            logger.error("skipping unreadable line in prediction spool %s: %s", self.path, exc)
+            return None
+
+    def _keep_only(self, remaining: list[bytes]) -> None:
+        """Atomically replace the spool with `remaining` lines."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(b"".join(remaining))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.path)
+        self._records = sum(1 for line in remaining if line.strip())
+        self._bytes = sum(len(line) for line in remaining)
+
+    def replay(self, write: Callable[[list[PredictionRecord]], object], *, batch_size: int) -> int:
+        """Feed the spooled records to `write` in batches, oldest first; returns how many.
+
+        If `write` raises, the unwritten records stay in the spool and the exception propagates.
+        Unparseable lines (a crash mid-append) are logged, counted in `corrupt_lines` and dropped.
+        """
+        with self._lock:
+            self._load()
+            if not self.path.exists():
+                self._records = self._bytes = 0
+                return 0
+            lines = self.path.read_bytes().splitlines(keepends=True)
+            if lines and not lines[-1].endswith(b"\n"):
+                lines[-1] += b"\n"  # torn last line: keep it parseable-or-skipped, not merged
+            done = 0
+            for start in range(0, len(lines), batch_size):
+                chunk = lines[start : start + batch_size]
+                batch = [r for r in (self._parse(line) for line in chunk if line.strip()) if r]
+                try:
+                    if batch:
+                        write(batch)
+                except BaseException:
+                    self._keep_only(lines[start:])
+                    raise
+                done += len(batch)
+                # progress visible to /metrics while the replay runs; _keep_only makes it exact
+                self._records = max(0, self._records - sum(1 for line in chunk if line.strip()))
+                self._bytes = max(0, self._bytes - sum(len(line) for line in chunk))
+            self._keep_only([])
+            self.path.unlink(missing_ok=True)
+            return done
