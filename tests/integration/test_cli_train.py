@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from churnops.cli.main import app
@@ -73,6 +74,9 @@ def test_other_table_trains_through_flags_alone(isolated: Path) -> None:
     assert summary["model_name"] == "default-model" and summary["promoted"] is True
     assert summary["winner"]["test_roc_auc"] > 0.6
     assert {c["name"] for c in summary["candidates"]} == {"logistic_regression", "lightgbm"}
+    client = MlflowClient(tracking_uri=f"sqlite:///{isolated / '.churnops' / 'mlflow.db'}")
+    eda = [a.path for a in client.list_artifacts(summary["run_id"], "eda")]
+    assert eda == ["eda/eda.html"], "the EDA report is logged with the training run"
     listed = CliRunner().invoke(app, ["models", "list", "--model-name", "default-model", "--json"])
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout)[0]["aliases"] == ["challenger", "champion"]

@@ -247,3 +247,28 @@ def test_gate_decision_rules() -> None:
         leakage_flags=["x"],
         allow_leakage=True,
     ).promote
+
+
+def test_registry_reload_equals_the_in_process_model(trained_model: TrainedModel) -> None:
+    """The model loaded back by alias scores the held-out split exactly as it did in training."""
+    from sklearn.model_selection import train_test_split
+
+    from churnops.data.schema import target_vector
+
+    settings = trained_model.settings
+    frame = trained_model.frame
+    schema = trained_model.outcome.schema
+    _, test = train_test_split(
+        frame,
+        test_size=settings.training.test_size,
+        stratify=target_vector(frame, schema),
+        random_state=settings.training.seed,
+    )
+    reloaded = mlflow.pyfunc.load_model(trained_model.champion_uri).predict(
+        test.drop(columns=["churn"])
+    )
+    np.testing.assert_allclose(
+        reloaded["churn_probability"].to_numpy(),
+        trained_model.outcome.winner.test_probability,
+        atol=1e-6,
+    )
