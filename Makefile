@@ -29,6 +29,11 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	  else echo "warning: no java found; Spark tests will fail (install a JRE 17)" >&2; fi; \
 	fi
+	@# docker-compose (no engine needed) lets the tests validate deploy/compose.yml; best effort.
+	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null 2>&1 \
+	    || echo "note: docker-compose not installed; the compose validation test will skip" >&2; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "churnops needs Python 3.11+")'

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from churnops import __version__
-from churnops.cli import eda, keys, models, predict, serve, train
+from churnops.cli import eda, keys, models, monitor, predict, serve, train
 from churnops.cli.console import setup_logging
 
 app = typer.Typer(
@@ -31,12 +33,16 @@ def main(
     ),
 ) -> None:
     """churnops: train, register, serve, score and monitor churn models."""
+    # MLflow's download bars and telemetry are noise in a CLI that draws its own progress.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     setup_logging(verbose)
 
 
 app.command("train")(train.train_command)
 app.command("eda")(eda.eda_command)
 app.command("predict")(predict.predict_command)
+app.command("monitor")(monitor.monitor_command)
 app.add_typer(models.app, name="models")
 app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")
