@@ -12,12 +12,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model
 
 from churnops.data.schema import MISSING_CATEGORY, ColumnKind, ColumnSchema, Schema
 
-FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-IdValue = StrictStr | StrictInt
+# Finite, and small enough to survive standardisation and float32 inside the boosters.
+MAX_MAGNITUDE = 1e15
+FiniteNumber = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+]
+# Ids: what the store's column and Postgres text hold (no NUL), integers within int64.
+IdText = Annotated[str, StringConstraints(strict=True, max_length=255, pattern=r"^[^\x00]*$")]
+IdInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+IdValue = IdText | IdInt
+FreeText = Annotated[str, StringConstraints(strict=True, max_length=1000, pattern=r"^[^\x00]*$")]
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ def _field_type(column: ColumnSchema) -> tuple[Any, list[Any] | None]:
         return FiniteNumber, None
     categories = [c for c in (column.categories or []) if c != MISSING_CATEGORY]
     if not categories:  # nothing known: any text
-        return StrictStr, None
+        return FreeText, None
     return _literal(categories), categories
 
 
@@ -80,7 +88,7 @@ def _nullable(column: ColumnSchema) -> bool:
 
 def _id_type(schema: Schema) -> Any:
     dtype = next((c.dtype for c in schema.ignored if c.name == schema.id_column), "str")
-    return StrictInt | StrictStr if dtype == "int" else IdValue
+    return IdInt | IdText if dtype == "int" else IdValue
 
 
 def _python_name(name: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,11 +62,19 @@ def error_response(error: ApiError) -> Response:
     return json_response(body, error.status, error.headers)
 
 
+# Union members appear in pydantic locations ("constrained-str"); they are not fields.
+_TYPE_TAG = re.compile(
+    r"^(constrained-\w+|function-[\w-]+\[.*\]|literal\[.*\]|int|str|float|bool|none)$"
+)
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """('customers', 3, 'contract') -> 'customers[3].contract'; the body itself is '(body)'."""
     out = ""
-    for part in loc:
+    for position, part in enumerate(loc):
         if part == "body" and not out:
+            continue
+        if isinstance(part, str) and position > 0 and _TYPE_TAG.match(part):
             continue
         if isinstance(part, int):
             out += f"[{part}]"
@@ -132,6 +141,14 @@ def reason_for(error: Mapping[str, Any], allowed: Mapping[str, list[Any]] | None
         return f"must be a finite number, got {_shown(value)}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {_type_name(value)}"
+    if kind in ("less_than_equal", "greater_than_equal"):
+        bound = ctx.get("le", ctx.get("ge"))
+        side = "at most" if kind == "less_than_equal" else "at least"
+        return f"must be {side} {bound:g}, got {_shown(value)}"
+    if kind == "string_pattern_mismatch":
+        return "must not contain NUL characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
     if kind == "too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind == "too_long":
@@ -153,8 +170,12 @@ def validation_error(
     details = []
     status = 422
     code = "invalid_input"
+    fields_seen: set[str] = set()
     for error in errors[:MAX_DETAILS]:
         field = field_path(error.get("loc", ()))
+        if field in fields_seen:  # one reason per field (a union reports each member)
+            continue
+        fields_seen.add(field)
         reason = reason_for(error, allowed)
         if error["type"] == "json_invalid":
             status, code, field = 400, "malformed_json", "(body)"
@@ -166,8 +187,9 @@ def validation_error(
     if not details:
         details = [{"field": "(body)", "reason": "invalid", "message": "(body): invalid"}]
     message = details[0]["message"]
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem(s))"
+    more = len(fields_seen) - 1 + max(0, len(errors) - MAX_DETAILS)
+    if more > 0:
+        message += f" (and {more} more problem(s))"
     return ApiError(status, code, message, detail=details)
 
 

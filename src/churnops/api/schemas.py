@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from churnops.api.contract import IdValue
 
 
 class ReasonOut(BaseModel):
@@ -49,8 +51,13 @@ class FeedbackIn(BaseModel):
         },
     )
 
-    prediction_id: StrictStr | None = Field(None, min_length=1, max_length=64)
-    customer_id: StrictStr | StrictInt | None = None
+    prediction_id: (
+        Annotated[
+            str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[^\x00]*$")
+        ]
+        | None
+    ) = None
+    customer_id: IdValue | None = None
     label: Literal[0, 1] = Field(description="1: the customer churned, 0: stayed")
 
     @model_validator(mode="after")
