@@ -118,9 +118,10 @@ class ChunkEncoder:
             values -= enc.means[j]
             values /= enc.scales[j]
             matrix[:, j] = values
-        rows = np.arange(n_rows)
         for block in enc.categorical:
             codes = self._codes(frame[block.name], block)
-            known = codes >= 0
-            matrix[rows[known], block.offset + codes[known]] = 1.0
+            width = len(block.index)
+            # One-hot by gathering rows of an identity whose extra last row (code -1) is all zero.
+            onehot = np.eye(width + 1, width, dtype=self.dtype)
+            matrix[:, block.offset : block.offset + width] = onehot[codes]
         return matrix
