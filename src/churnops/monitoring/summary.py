@@ -477,10 +477,11 @@ def _binary(series: pd.Series, positive: str | None, negative: str | None) -> np
     out = np.full(len(series), np.nan)
     truthy = lowered.isin(_TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
     falsy = lowered.isin(_FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
+    # Not in place: under copy-on-write pandas may hand back read-only arrays.
     if positive is not None:
-        truthy |= (text == positive).to_numpy(dtype=bool, na_value=False)
+        truthy = truthy | (text == positive).to_numpy(dtype=bool, na_value=False)
     if negative is not None:
-        falsy |= (text == negative).to_numpy(dtype=bool, na_value=False)
+        falsy = falsy | (text == negative).to_numpy(dtype=bool, na_value=False)
     out[falsy] = 0.0
     out[truthy] = 1.0
     return out
