@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def child_raw(source: str, model_uri: str) -> dict[str, Any]:
     frame = pd.read_parquet(source)
     matrix = scorer.encoder.encode_frame(frame).astype(np.float32)
     del frame
-    booster = scorer.predictor.booster  # type: ignore[union-attr]
+    booster: Any = getattr(scorer.predictor, "booster")  # noqa: B009 - XGBoost champion
     booster.set_param({"nthread": 2})
     booster.inplace_predict(matrix[:1000])
     started = time.perf_counter()
@@ -188,7 +189,12 @@ def child_predict(source: str, model_uri: str, output: str) -> dict[str, Any]:
     return {"rows": summary["rows_read"], "seconds": summary["duration_seconds"], "wall": wall}
 
 
-CHILDREN = {"io": child_io, "raw": child_raw, "baseline": child_baseline, "predict": child_predict}
+CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
+    "io": child_io,
+    "raw": child_raw,
+    "baseline": child_baseline,
+    "predict": child_predict,
+}
 
 
 def measure(kind: str, *args: str) -> dict[str, Any]:
