@@ -30,6 +30,9 @@ def serve_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Serve the champion over HTTP(S): /predict, /predict/batch, /feedback, /metrics, /docs."""
+    # One request is one row: OpenMP thread teams (xgboost's DMatrix for the reasons) cost 10x
+    # more than they save and fight the event loop for the cores. Must be set before xgboost loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     from churnops.api.app import create_app
