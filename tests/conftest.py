@@ -69,3 +69,14 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedM
         frame, schema=schema, settings=settings, client=client, experiment_id=experiment_id
     )
     yield TrainedModel(settings=settings, client=client, outcome=outcome, frame=frame)
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris() -> Iterator[None]:
+    """Tests that train into their own store must not leave MLflow pointing at it."""
+    import mlflow
+
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)

@@ -98,20 +98,29 @@ class Scorer:
     def risk_levels(self, probability: np.ndarray) -> np.ndarray:
         return self._levels[np.searchsorted(self._bands, probability, side="right")]
 
-    def _scores(self, matrix: np.ndarray) -> Scores:
-        probability = self.bundle.calibrator.apply(self.predictor.proba(matrix))
+    def _scores(self, matrix: np.ndarray, value_of: Any | None = None) -> Scores:
+        """Scores of encoded rows; with `value_of(i, feature)` also the top reasons per row."""
+        if value_of is None:
+            raw = self.predictor.proba(matrix)
+            contributions = None
+        else:
+            raw, encoded_contributions = self.predictor.proba_and_contributions(matrix)
+            contributions = encoded_contributions @ self._owner
+        probability = self.bundle.calibrator.apply(raw)
         will_churn = probability >= self.threshold
         confidence = np.where(will_churn, probability, 1.0 - probability)
-        return Scores(probability, will_churn, self.risk_levels(probability), confidence)
+        reasons = None
+        if contributions is not None:
+            reasons = self._top_reasons(contributions, value_of)
+        return Scores(probability, will_churn, self.risk_levels(probability), confidence, reasons)
 
     def feature_contributions(self, matrix: np.ndarray) -> np.ndarray:
         """(rows x original features) contribution of each feature to each row's risk."""
         return self.predictor.contributions(matrix) @ self._owner
 
     def _top_reasons(
-        self, matrix: np.ndarray, value_of: Any, top: int = TOP_REASONS
+        self, contributions: np.ndarray, value_of: Any, top: int = TOP_REASONS
     ) -> list[list[Reason]]:
-        contributions = self.feature_contributions(matrix)
         names = self.encoder.feature_names
         k = min(top, contributions.shape[1])
         order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
@@ -128,21 +137,16 @@ class Scorer:
     def score_frame(self, frame: pd.DataFrame, *, reasons: bool = False) -> Scores:
         """Score a validated frame; extra columns (ids, anything else) are ignored."""
         matrix = self.encoder.encode_frame(frame)
-        scores = self._scores(matrix)
         if not reasons:
-            return scores
+            return self._scores(matrix)
         columns = {name: frame[name].to_numpy() for name in self.encoder.feature_names}
-        found = self._top_reasons(matrix, lambda i, name: columns[name][i])
-        return Scores(
-            scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found
-        )
+        return self._scores(matrix, lambda i, name: columns[name][i])
 
     def score_records(self, records: Records, *, reasons: bool = True) -> Scores:
         """Score plain records (list of dicts or dict of lists) without building a DataFrame."""
         matrix = self.encoder.encode_records(records)
-        scores = self._scores(matrix)
         if not reasons:
-            return scores
+            return self._scores(matrix)
         if isinstance(records, Mapping):
             mapping = records
 
@@ -154,10 +158,7 @@ class Scorer:
             def value_of(i: int, name: str) -> Any:
                 return rows[i].get(name)
 
-        found = self._top_reasons(matrix, value_of)
-        return Scores(
-            scores.probability, scores.will_churn, scores.risk_level, scores.confidence, found
-        )
+        return self._scores(matrix, value_of)
 
     def predict_frame(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """The pyfunc output: one row per input row, `reasons` as a JSON list per row."""

@@ -1,0 +1,316 @@
+"""Tree ensembles flattened into numpy arrays: fast scoring of a few rows, and path contributions.
+
+A booster's own predict costs ~120 µs for one row and its exact SHAP ~300 µs, almost all of it
+call overhead; walking every tree one level at a time with vectorised numpy takes a few dozen
+microseconds. Contributions are Saabas path contributions (what XGBoost's `approx_contribs`
+computes): each split credits its feature with the change in the node's mean value along the path.
+XGBoost, LightGBM and sklearn random forests are read from their own fitted structures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Rule = Literal["lt", "le"]  # XGBoost goes left on x < t; LightGBM and sklearn on x <= t
+ROW_BLOCK = 4096  # rows per traversal block: (rows x trees) index arrays stay small
+
+
+@dataclass(frozen=True)
+class FlatForest:
+    roots: np.ndarray  # (trees,) global index of each root
+    feature: np.ndarray  # (nodes,) split feature; 0 for leaves
+    threshold: np.ndarray  # (nodes,) split value, compared in `compare_dtype`
+    left: np.ndarray  # (nodes,) global child index; a leaf points to itself
+    right: np.ndarray
+    default_left: np.ndarray  # (nodes,) where a missing value goes
+    value: np.ndarray  # (nodes,) leaf output (0 for inner nodes)
+    mean: np.ndarray  # (nodes,) node mean output, for path contributions
+    depth: int
+    rule: Rule
+    compare_dtype: type[np.floating[Any]]
+    base: float  # margin (boosters) or 0 (forest average)
+    link: Literal["logit", "mean"]  # boosters: sigmoid of the margin; forests: mean of leaves
+    float32_sum: bool  # XGBoost accumulates tree outputs in float32
+    input_float32: bool = False  # sklearn rounds inputs to float32, then compares in float64
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.roots)
+
+    def _walk(self, x: np.ndarray, *, contributions: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Leaf values (rows x trees) and, if asked, per-feature path contributions."""
+        n, n_features = x.shape
+        xs = x.astype(np.float32) if self.input_float32 else x
+        xs = xs.astype(self.compare_dtype, copy=False)
+        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        rows = np.arange(n)[:, None]
+        contrib = np.zeros(n * n_features) if contributions else None
+        flat_rows = (np.arange(n) * n_features)[:, None]
+        for _ in range(self.depth):
+            feature = self.feature[node]
+            values = xs[rows, feature]
+            limit = self.threshold[node]
+            go_left = values < limit if self.rule == "lt" else values <= limit
+            missing = np.isnan(values)
+            if missing.any():
+                go_left = np.where(missing, self.default_left[node], go_left)
+            child = np.where(go_left, self.left[node], self.right[node])
+            if contrib is not None:
+                delta = self.mean[child] - self.mean[node]
+                contrib += np.bincount(
+                    (flat_rows + feature).ravel(), weights=delta.ravel(), minlength=contrib.size
+                )
+            node = child
+        leaves = self.value[node]
+        return leaves, None if contrib is None else contrib.reshape(n, n_features)
+
+    def _output(self, leaves: np.ndarray) -> np.ndarray:
+        if self.link == "mean":
+            return np.asarray(leaves.mean(axis=1), dtype=np.float64)
+        if self.float32_sum:
+            # Same order and precision as XGBoost: base margin, then each tree in turn, float32.
+            start = np.full((leaves.shape[0], 1), self.base, dtype=np.float32)
+            summed = np.cumsum(
+                np.hstack([start, leaves.astype(np.float32)]), axis=1, dtype=np.float32
+            )
+            # The margin matches XGBoost's bit for bit; its float32 sigmoid is rounded differently
+            # by numpy, so the probability agrees to ~1e-7 rather than exactly.
+            margin = summed[:, -1].astype(np.float64)
+        else:
+            margin = self.base + leaves.sum(axis=1)
+        return np.asarray(1.0 / (1.0 + np.exp(-margin)), dtype=np.float64)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return self.proba_and_contributions(x, contributions=False)[0]
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(rows x features) Saabas contributions; per row they sum to output minus the root mean."""
+        found = self.proba_and_contributions(x, contributions=True)[1]
+        assert found is not None
+        return found
+
+    def proba_and_contributions(
+        self, x: np.ndarray, *, contributions: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Both from one walk of the trees (what a request with reasons needs)."""
+        probabilities, parts = [], []
+        for i in range(0, len(x), ROW_BLOCK):
+            leaves, contrib = self._walk(x[i : i + ROW_BLOCK], contributions=contributions)
+            probabilities.append(self._output(leaves))
+            if contrib is not None:
+                parts.append(contrib / self.n_trees if self.link == "mean" else contrib)
+        proba = np.concatenate(probabilities) if probabilities else np.zeros(0)
+        if not contributions:
+            return proba, None
+        return proba, np.vstack(parts) if parts else np.zeros((0, x.shape[1]))
+
+
+class _Builder:
+    """Accumulates trees given as parallel per-node lists with local child indices (-1 = leaf)."""
+
+    def __init__(self) -> None:
+        self.roots: list[int] = []
+        self.columns: dict[str, list[Any]] = {
+            k: []
+            for k in ("feature", "threshold", "left", "right", "default_left", "value", "mean")
+        }
+        self.depth = 0
+
+    def add(
+        self,
+        *,
+        feature: list[int],
+        threshold: list[float],
+        left: list[int],
+        right: list[int],
+        default_left: list[bool],
+        value: list[float],
+        mean: list[float],
+    ) -> None:
+        offset = len(self.columns["feature"])
+        self.roots.append(offset)
+        size = len(feature)
+        lefts, rights = [], []
+        for i in range(size):
+            leaf = left[i] < 0
+            lefts.append(offset + i if leaf else offset + left[i])
+            rights.append(offset + i if leaf else offset + right[i])
+        self.columns["feature"] += [f if left[i] >= 0 else 0 for i, f in enumerate(feature)]
+        self.columns["threshold"] += threshold
+        self.columns["left"] += lefts
+        self.columns["right"] += rights
+        self.columns["default_left"] += default_left
+        self.columns["value"] += [v if left[i] < 0 else 0.0 for i, v in enumerate(value)]
+        self.columns["mean"] += mean
+        self.depth = max(self.depth, _depth(left, right))
+
+    def build(
+        self,
+        *,
+        rule: Rule,
+        compare_dtype: type[np.floating[Any]],
+        base: float,
+        link: Literal["logit", "mean"],
+        float32_sum: bool,
+        input_float32: bool = False,
+    ) -> FlatForest:
+        c = self.columns
+        return FlatForest(
+            roots=np.asarray(self.roots, dtype=np.int64),
+            feature=np.asarray(c["feature"], dtype=np.int64),
+            threshold=np.asarray(c["threshold"], dtype=compare_dtype),
+            left=np.asarray(c["left"], dtype=np.int64),
+            right=np.asarray(c["right"], dtype=np.int64),
+            default_left=np.asarray(c["default_left"], dtype=bool),
+            value=np.asarray(c["value"], dtype=np.float64),
+            mean=np.asarray(c["mean"], dtype=np.float64),
+            depth=self.depth,
+            rule=rule,
+            compare_dtype=compare_dtype,
+            base=base,
+            link=link,
+            float32_sum=float32_sum,
+            input_float32=input_float32,
+        )
+
+
+def _depth(left: list[int], right: list[int]) -> int:
+    deepest, stack = 0, [(0, 0)]
+    while stack:
+        node, level = stack.pop()
+        if left[node] < 0:
+            deepest = max(deepest, level)
+        else:
+            stack += [(left[node], level + 1), (right[node], level + 1)]
+    return deepest
+
+
+def _means(
+    left: list[int], right: list[int], value: list[float], weight: list[float]
+) -> list[float]:
+    """Cover-weighted mean output of every node (leaves: their value)."""
+    mean = [0.0] * len(left)
+
+    def visit(node: int) -> float:
+        if left[node] < 0:
+            mean[node] = value[node]
+        else:
+            wl, wr = weight[left[node]], weight[right[node]]
+            total = weight[node] or wl + wr  # XGBoost divides by the node's own hessian sum
+            ml, mr = visit(left[node]), visit(right[node])
+            mean[node] = (ml * wl + mr * wr) / total if total > 0 else 0.5 * (ml + mr)
+        return mean[node]
+
+    visit(0)
+    return mean
+
+
+def from_xgboost(booster: Any) -> FlatForest | None:
+    """Flatten a binary:logistic gbtree booster; None when the model is of another kind."""
+    model = json.loads(booster.save_raw("json"))
+    learner = model["learner"]
+    boosted = learner["gradient_booster"]
+    if learner["objective"]["name"] != "binary:logistic" or boosted.get("name") != "gbtree":
+        return None
+    trees = boosted["model"]["trees"]
+    if any(any(t["split_type"]) for t in trees):
+        return None  # categorical splits are not flattened
+    base_score = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
+    builder = _Builder()
+    for tree in trees:
+        left, right = tree["left_children"], tree["right_children"]
+        conditions = tree["split_conditions"]
+        builder.add(
+            feature=tree["split_indices"],
+            threshold=conditions,
+            left=left,
+            right=right,
+            default_left=[bool(v) for v in tree["default_left"]],
+            value=conditions,  # a leaf's split_condition holds its output
+            mean=_means(left, right, conditions, tree["sum_hessian"]),
+        )
+    base = float(np.float32(np.log(base_score / (1 - base_score))))
+    return builder.build(
+        rule="lt", compare_dtype=np.float32, base=base, link="logit", float32_sum=True
+    )
+
+
+def _lightgbm_tree(structure: dict[str, Any]) -> dict[str, list[Any]]:
+    """One LightGBM tree (nested dicts) as parallel per-node lists; ValueError if not flat-able."""
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("feature", "threshold", "left", "right", "default_left", "value")
+    }
+    weights: list[float] = []
+
+    def visit(node: dict[str, Any]) -> int:
+        index = len(columns["feature"])
+        for key in columns:
+            columns[key].append(0)
+        weights.append(0.0)
+        if "leaf_value" in node:
+            columns["left"][index] = columns["right"][index] = -1
+            columns["value"][index] = float(node["leaf_value"])
+            columns["threshold"][index] = 0.0
+            columns["default_left"][index] = True
+            weights[index] = float(node.get("leaf_count", 1))
+            return index
+        if node.get("decision_type", "<=") != "<=":
+            raise ValueError("categorical split")
+        columns["feature"][index] = int(node["split_feature"])
+        columns["threshold"][index] = float(node["threshold"])
+        columns["default_left"][index] = bool(node.get("default_left", True))
+        weights[index] = float(node.get("internal_count", 1))
+        columns["left"][index] = visit(node["left_child"])
+        columns["right"][index] = visit(node["right_child"])
+        return index
+
+    visit(structure)
+    columns["mean"] = _means(columns["left"], columns["right"], columns["value"], weights)
+    return columns
+
+
+def from_lightgbm(booster: Any) -> FlatForest | None:
+    """Flatten a binary LightGBM booster; None when it has splits the walk does not know."""
+    dump = booster.dump_model()
+    if dump.get("objective", "").split(" ")[0] != "binary" or dump.get("num_class", 1) != 1:
+        return None
+    builder = _Builder()
+    for info in dump["tree_info"]:
+        try:
+            columns = _lightgbm_tree(info["tree_structure"])
+        except ValueError:
+            return None
+        builder.add(**columns)
+    return builder.build(
+        rule="le", compare_dtype=np.float64, base=0.0, link="logit", float32_sum=False
+    )
+
+
+def from_sklearn_forest(forest: Any) -> FlatForest:
+    builder = _Builder()
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        value = tree.value[:, 0, :]
+        positive = (value[:, 1] / value.sum(axis=1)).tolist()
+        left = tree.children_left.tolist()
+        builder.add(
+            feature=[max(f, 0) for f in tree.feature.tolist()],
+            threshold=tree.threshold.tolist(),
+            left=left,
+            right=tree.children_right.tolist(),
+            default_left=[True] * len(left),
+            value=positive,
+            mean=positive,  # sklearn stores each node's class fractions already
+        )
+    return builder.build(
+        rule="le",
+        compare_dtype=np.float64,
+        base=0.0,
+        link="mean",
+        float32_sum=False,
+        input_float32=True,
+    )

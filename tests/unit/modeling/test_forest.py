@@ -1,0 +1,74 @@
+"""The flattened forest scores like the library it came from, missing values included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lightgbm import LGBMClassifier
+from sklearn.ensemble import RandomForestClassifier
+from xgboost import DMatrix, XGBClassifier
+
+from churnops.modeling.forest import from_lightgbm, from_sklearn_forest, from_xgboost
+from churnops.modeling.predictors import SMALL_REQUEST_ROWS, predictor_for
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1500, 8))
+    x[:, 3] = rng.integers(0, 2, 1500)  # a one-hot-like column: ties at split points
+    y = (x[:, 0] + 0.5 * x[:, 1] * x[:, 3] + rng.normal(scale=0.8, size=1500) > 0).astype(int)
+    return x, y
+
+
+def test_xgboost_flat_matches_booster_and_approx_contribs(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = data
+    with_missing = x.copy()
+    with_missing[::7, 0] = np.nan  # trained with NaNs: learnt default directions matter
+    model = XGBClassifier(n_estimators=120, max_depth=5, learning_rate=0.1).fit(with_missing, y)
+    flat = from_xgboost(model.get_booster())
+    assert flat is not None
+    np.testing.assert_allclose(
+        flat.proba(with_missing), model.predict_proba(with_missing)[:, 1], atol=2e-7
+    )
+    approx = model.get_booster().predict(
+        DMatrix(with_missing[:300]), pred_contribs=True, approx_contribs=True
+    )
+    np.testing.assert_allclose(flat.contributions(with_missing[:300]), approx[:, :-1], atol=1e-5)
+
+
+def test_lightgbm_flat_matches_booster(data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = data
+    model = LGBMClassifier(n_estimators=80, num_leaves=31, verbose=-1).fit(x, y)
+    flat = from_lightgbm(model.booster_)
+    assert flat is not None
+    np.testing.assert_allclose(flat.proba(x), model.predict_proba(x)[:, 1], atol=1e-12)
+    proba, contributions = flat.proba_and_contributions(x[:50], contributions=True)
+    margin = np.log(proba / (1 - proba))
+    assert contributions is not None
+    assert np.ptp(margin - contributions.sum(axis=1)) < 1e-9  # bias is the same for every row
+
+
+def test_forest_flat_matches_sklearn(data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = data
+    model = RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(x, y)
+    flat = from_sklearn_forest(model)
+    np.testing.assert_allclose(flat.proba(x), model.predict_proba(x)[:, 1], atol=1e-12)
+    contributions = flat.contributions(x[:40])
+    assert np.ptp(flat.proba(x[:40]) - contributions.sum(axis=1)) < 1e-12
+
+
+def test_predictor_engine_depends_only_on_row_count(data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = data
+    model = XGBClassifier(n_estimators=50, max_depth=3).fit(x, y)
+    predictor = predictor_for(model)
+    small = x[:SMALL_REQUEST_ROWS]
+    # Small inputs are walked in numpy, large ones go to the booster: same answers either way.
+    np.testing.assert_allclose(
+        predictor.proba(small), predictor.proba(x)[:SMALL_REQUEST_ROWS], atol=2e-7
+    )
+    proba, contributions = predictor.proba_and_contributions(small)
+    np.testing.assert_array_equal(proba, predictor.proba(small))
+    assert contributions.shape == small.shape
