@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -14,7 +15,13 @@ import pytest
 
 from churnops.errors import DataValidationError
 from churnops.modeling.pyfunc import load_scorer
-from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity
+from churnops.scoring.batch import (
+    BatchOptions,
+    BatchResult,
+    BatchScorer,
+    model_identity,
+    record_run,
+)
 from tests.conftest import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -34,11 +41,11 @@ def spark() -> Iterator[Any]:
 
 def _pandas_engine(
     trained: TrainedModel, source: Path, target: Path, options: BatchOptions
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, BatchResult]:
     scorer, _ = load_scorer(trained.champion_uri)
     identity = model_identity(trained.champion_uri, trained.client)
-    BatchScorer(scorer, identity, options).run(str(source), str(target))
-    return pd.read_parquet(target)
+    result = BatchScorer(scorer, identity, options).run(str(source), str(target))
+    return pd.read_parquet(target), result
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
@@ -53,7 +60,9 @@ def test_spark_equals_pandas_engine(
     else:
         trained_model.frame.to_parquet(source, index=False)
     options = BatchOptions(reasons=suffix == ".parquet")
-    expected = _pandas_engine(trained_model, source, tmp_path / "pandas.parquet", options)
+    expected, pandas_result = _pandas_engine(
+        trained_model, source, tmp_path / "pandas.parquet", options
+    )
     identity = model_identity(trained_model.champion_uri, trained_model.client)
     target = tmp_path / "spark.parquet"
     result = score_with_spark(
@@ -79,6 +88,53 @@ def test_spark_equals_pandas_engine(
     summary = json.loads((tmp_path / "spark.summary.json").read_text())
     assert summary["engine"] == "spark"
     assert summary["model_version"] == identity.version
+    # Same input fingerprint (the file's bytes) and the same population profile as pandas'.
+    assert summary["input_fingerprint"] == pandas_result.summary.input_fingerprint
+    assert summary["input_fingerprint"].startswith("sha256-file:")
+    ours, theirs = result.population, pandas_result.population
+    assert ours is not None and theirs is not None
+    assert ours.n_rows == theirs.n_rows == len(trained_model.frame)
+    assert ours.categorical == theirs.categorical
+    for name, numeric in theirs.numeric.items():
+        assert ours.numeric[name].grid.le == numeric.grid.le
+        assert ours.numeric[name].bin_counts == numeric.bin_counts
+        assert ours.numeric[name].total == pytest.approx(numeric.total)
+    assert ours.scores is not None and theirs.scores is not None
+    assert ours.scores.hist == theirs.scores.hist
+    assert ours.scores.risk_counts == theirs.scores.risk_counts
+    assert ours.scores.grid.lt == theirs.scores.grid.lt
+
+
+def test_spark_run_is_recorded_with_profile(
+    trained_model: TrainedModel, spark: Any, tmp_path: Path
+) -> None:
+    from churnops.scoring.spark import score_with_spark
+    from churnops.store.store import PredictionStore
+
+    source = tmp_path / "customers.parquet"
+    trained_model.frame.head(3000).to_parquet(source, index=False)
+    identity = model_identity(trained_model.champion_uri, trained_model.client)
+    result = score_with_spark(
+        str(source),
+        str(tmp_path / "out.parquet"),
+        model_uri=trained_model.champion_uri,
+        model=identity,
+        options=BatchOptions(),
+        spark=spark,
+    )
+    store = PredictionStore(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        store.create()
+        record_run(store, result)
+        runs = pd.read_sql_table("batch_runs", store.engine)
+    finally:
+        store.close()
+    run = runs.iloc[-1]
+    profile = run["profile"] if isinstance(run["profile"], dict) else json.loads(run["profile"])
+    assert profile["n_rows"] == 3000
+    assert profile["scores"]["n"] == 3000
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert run["input_fingerprint"] == f"sha256-file:{digest}"
 
 
 def test_spark_rejects_and_fail(trained_model: TrainedModel, spark: Any, tmp_path: Path) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import (
@@ -24,6 +27,8 @@ from rich.text import Text
 from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption
 from churnops.errors import StoreError
+
+logger = logging.getLogger(__name__)
 
 
 class Engine(StrEnum):
@@ -70,6 +75,22 @@ def _print_summary(summary: dict[str, object]) -> None:
     out_console.print(table)
 
 
+def _record_failed_run(database_url: str, **failure: Any) -> None:
+    """Record a failed run in the store; a store problem is logged, never hides the failure."""
+    from churnops.scoring.batch import record_failure
+    from churnops.store.store import PredictionStore
+
+    try:
+        store = PredictionStore(database_url)
+        try:
+            store.create()
+            record_failure(store, **failure)
+        finally:
+            store.close()
+    except Exception as exc:  # the run's own error is the one to report
+        logger.warning("the failed run was not recorded in the store: %s", exc)
+
+
 def predict_command(
     source: str = typer.Argument(
         ...,
@@ -104,7 +125,13 @@ def predict_command(
 ) -> None:
     """Score every row of INPUT with the champion; writes OUTPUT, a summary and a rejects file."""
     from churnops.modeling.tracking import configure_tracking
-    from churnops.scoring.batch import BatchOptions, default_output, model_identity, record_run
+    from churnops.scoring.batch import (
+        BatchOptions,
+        BatchScorer,
+        default_output,
+        model_identity,
+        record_run,
+    )
     from churnops.settings import get_settings
     from churnops.store.store import PredictionStore
 
@@ -120,44 +147,57 @@ def predict_command(
             keep=tuple(keep or ()),
         )
         identity = model_identity(uri, client)
-        if engine is Engine.spark:
-            from churnops.scoring.spark import score_with_spark
+        started_at = datetime.now(UTC)
+        batch: BatchScorer | None = None
+        try:
+            if engine is Engine.spark:
+                from churnops.scoring.spark import score_with_spark
 
-            with err_console.status("scoring with Spark"):
-                result = score_with_spark(
-                    source,
-                    destination,
-                    model_uri=uri,
-                    model=identity,
-                    options=options,
-                    rejects=rejects,
-                    master=spark_master,
+                with err_console.status("scoring with Spark"):
+                    result = score_with_spark(
+                        source,
+                        destination,
+                        model_uri=uri,
+                        model=identity,
+                        options=options,
+                        rejects=rejects,
+                        master=spark_master,
+                    )
+            else:
+                from churnops.modeling.pyfunc import load_scorer
+
+                scorer, _ = load_scorer(uri)
+                started = time.perf_counter()
+                progress = Progress(
+                    SpinnerColumn(),
+                    TextColumn("[bold]scoring"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    _RateColumn(started),
+                    TimeElapsedColumn(),
+                    console=err_console,
+                    transient=True,
                 )
-        else:
-            from churnops.modeling.pyfunc import load_scorer
-            from churnops.scoring.batch import BatchScorer
+                with progress:
+                    task = progress.add_task("scoring", total=None)
 
-            scorer, _ = load_scorer(uri)
-            started = time.perf_counter()
-            progress = Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]scoring"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                _RateColumn(started),
-                TimeElapsedColumn(),
-                console=err_console,
-                transient=True,
+                    def advance(done: int, total: int | None) -> None:
+                        progress.update(task, completed=done, total=total)
+
+                    batch = BatchScorer(scorer, identity, options)
+                    result = batch.run(source, destination, rejects=rejects, progress=advance)
+        except BaseException as exc:
+            _record_failed_run(
+                settings.resolved_database_url(),
+                model=identity,
+                source=source,
+                output=destination,
+                engine_name=engine.value,
+                started=started_at,
+                error=exc,
+                tally=batch.tally if batch is not None else None,
             )
-            with progress:
-                task = progress.add_task("scoring", total=None)
-
-                def advance(done: int, total: int | None) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                result = BatchScorer(scorer, identity, options).run(
-                    source, destination, rejects=rejects, progress=advance
-                )
+            raise
         summary = result.summary.to_dict()
         try:
             store = PredictionStore(settings.resolved_database_url())

@@ -69,6 +69,28 @@ def validate_training_frame(frame: pd.DataFrame, schema: Schema, settings: DataS
         raise DataValidationError(problems)
 
 
+def _text_of_distinct(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(code per row, -1 for nulls; str() of each distinct value), or None when values of mixed
+    Python types could compare equal yet print differently (1, 1.0, True): then row by row."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categories = series.cat.categories
+        if categories.dtype == object and pd.api.types.infer_dtype(categories) not in {
+            "string",
+            "empty",
+        }:
+            return None
+        codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int64)
+        values = categories.to_numpy()
+    else:
+        kind = pd.api.types.infer_dtype(series, skipna=True)
+        if series.dtype == object and kind not in {"string", "empty"}:
+            return None
+        factorized, uniques = pd.factorize(series, use_na_sentinel=True)
+        codes, values = np.asarray(factorized, dtype=np.int64), np.asarray(uniques)
+    texts = np.array([str(v) for v in values], dtype=object)
+    return codes, texts
+
+
 def _column_errors(series: pd.Series, column: ColumnSchema) -> pd.Series:
     """Per row: the reason this column's value is bad, or an empty string."""
     reasons = pd.Series("", index=series.index, dtype=object)
@@ -85,14 +107,29 @@ def _column_errors(series: pd.Series, column: ColumnSchema) -> pd.Series:
             reasons[outside & ~infinite] = f"{column.name}: must be one of {column.categories}"
     else:
         allowed_text = [str(c) for c in column.categories or []]
-        text = series.astype(object).where(~isna, None)
-        as_text = text.map(lambda v: v if v is None else str(v))
-        unknown = ~as_text.isin(allowed_text).to_numpy() & ~isna
-        if unknown.any():
-            shown = as_text[unknown].map(
-                lambda v: f"{column.name}: {v!r} is not one of {allowed_text}"
-            )
-            reasons[unknown] = shown
+        distinct = _text_of_distinct(series)
+        if distinct is not None:
+            # Each distinct value is turned into text and checked once, then spread to its rows.
+            codes, texts = distinct
+            bad_value = ~np.isin(texts, allowed_text) if len(texts) else np.zeros(0, dtype=bool)
+            unknown = np.zeros(len(series), dtype=bool)
+            present = codes >= 0
+            unknown[present] = bad_value[codes[present]]
+            if unknown.any():
+                messages = np.array(
+                    [f"{column.name}: {v!r} is not one of {allowed_text}" for v in texts],
+                    dtype=object,
+                )
+                reasons[unknown] = messages[codes[unknown]]
+        else:
+            text = series.astype(object).where(~isna, None)
+            as_text = text.map(lambda v: v if v is None else str(v))
+            unknown = ~as_text.isin(allowed_text).to_numpy() & ~isna
+            if unknown.any():
+                shown = as_text[unknown].map(
+                    lambda v: f"{column.name}: {v!r} is not one of {allowed_text}"
+                )
+                reasons[unknown] = shown
     if not column.nullable:
         reasons[isna] = f"{column.name}: required (no missing values seen in training)"
     return reasons

@@ -29,6 +29,7 @@ from churnops.modeling.predictors import XGBoostPredictor
 from churnops.modeling.scorer import RISK_LEVELS, Scorer
 from churnops.scoring.fastpath import ChunkEncoder, row_errors
 from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, open_reader
+from churnops.scoring.treetables import TOLERANCE, TreeTables
 from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer, output_kind
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ SCORE_COLUMNS = (
 )
 REASONS_COLUMN = "reasons"
 QUEUE_CHUNKS = 2
+CHECK_ROWS = 10_000  # rows of the first chunk scored both ways before trusting the tables
+HASH_BLOCK = 8 << 20
+NEAR_CUT = 1e-4  # rows this close to a decision cut are rescored by the booster
 MAX_PROBLEMS_SHOWN = 10
 Progress = Callable[[int, int | None], None]  # (rows read so far, total rows or None)
 
@@ -65,6 +69,7 @@ class BatchOptions:
     keep: tuple[str, ...] = ()
     threads: int = 2
     profile: bool = True  # build the population summary for drift monitoring
+    tables: bool = True  # XGBoost as lookup tables when they reproduce the booster (checked)
 
 
 @dataclass
@@ -88,8 +93,9 @@ class BatchSummary:
     risk_levels: dict[str, dict[str, float]]  # level -> {"count": n, "share": s}
     predicted_churn_rate: float | None
     mean_probability: float | None
-    input_fingerprint: str | None = None
+    input_fingerprint: str | None = None  # "sha256-file:<hex>" or "sha256-rows:<hex>"
     status: str = "succeeded"
+    predictor: str = "booster"  # "tables" when the lookup tables scored the run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +172,12 @@ def default_output(source: str) -> str:
 
 
 class _Fingerprint:
-    """Streaming version of `data.fingerprint.fingerprint`: same digest for the same table."""
+    """Streaming version of `data.fingerprint.fingerprint`: same digest for the same table.
+
+    Used for SQL inputs, which have no file to hash; recorded as `sha256-rows:<hex>`.
+    """
+
+    kind = "sha256-rows"
 
     def __init__(self, columns: list[str]) -> None:
         self._digest = hashlib.sha256()
@@ -175,8 +186,63 @@ class _Fingerprint:
     def update(self, frame: pd.DataFrame) -> None:
         self._digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
 
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+    def value(self) -> str:
+        return f"{self.kind}:{self._digest.hexdigest()}"
+
+
+class _FileFingerprint:
+    """sha256 of the input file's bytes, computed on its own thread (hashlib releases the GIL).
+
+    Far cheaper than hashing parsed rows; recorded as `sha256-file:<hex>`, the digest
+    `sha256sum FILE` prints.
+    """
+
+    kind = "sha256-file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._digest = hashlib.sha256()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="churnops-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self.path.open("rb") as handle:
+                while block := handle.read(HASH_BLOCK):
+                    self._digest.update(block)
+        except BaseException as exc:
+            self._error = exc
+
+    def update(self, frame: pd.DataFrame) -> None:
+        return None
+
+    def value(self) -> str | None:
+        self._thread.join()
+        if self._error is not None:
+            logger.warning("cannot fingerprint %s: %s", self.path, self._error)
+            return None
+        return f"{self.kind}:{self._digest.hexdigest()}"
+
+
+def input_fingerprint(source: str, columns: list[str]) -> _Fingerprint | _FileFingerprint:
+    """A file's byte digest for file inputs, a row digest for anything else (SQL)."""
+    path = Path(source)
+    if "#" not in source and path.is_file():
+        return _FileFingerprint(path)
+    return _Fingerprint(columns)
+
+
+@dataclass
+class _Prepared:
+    """A chunk after validation and encoding (done on the reader thread)."""
+
+    offset: int
+    n_read: int
+    good: pd.DataFrame
+    rejected: pd.DataFrame | None
+    numeric: np.ndarray  # (numeric columns x rows) standardised
+    codes: np.ndarray  # (blocks x rows) category offsets, -1 unknown
 
 
 _DONE = object()
@@ -227,24 +293,81 @@ class BatchScorer:
         self.scorer = scorer
         self.model = model
         self.options = options
-        dtype = np.float32 if isinstance(scorer.predictor, XGBoostPredictor) else np.float64
-        self.encoder = ChunkEncoder(scorer.encoder, dtype)
+        is_xgboost = isinstance(scorer.predictor, XGBoostPredictor)
+        self.encoder = ChunkEncoder(scorer.encoder, np.float32 if is_xgboost else np.float64)
+        # Decided once per run: the tables when they can be built, confirmed on the first chunk.
+        self.tables: TreeTables | None = None
+        predictor = scorer.predictor
+        if options.tables and isinstance(predictor, XGBoostPredictor):
+            self.tables = TreeTables.build(predictor.booster, scorer.encoder)
+        self._checked = False
+        self.tally: _Tally | None = None  # counts of the current or last run (also when it fails)
         self._level_names = pd.CategoricalDtype(list(RISK_LEVELS))
+        self._bands = np.array([scorer.risk_bands.medium, scorer.risk_bands.high])
+        self._cuts = (scorer.threshold, *self._bands.tolist())
         scorer.set_threads(options.threads)
+
+    @property
+    def predictor_name(self) -> str:
+        return "tables" if self.tables is not None else "booster"
 
     # -- per chunk ---------------------------------------------------------------------------
 
+    def _encode_parts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return self.encoder.numeric(frame), self.encoder.codes(frame)
+
+    def _check_tables(self, tables: TreeTables, numeric: np.ndarray, codes: np.ndarray) -> None:
+        """Score the first rows both ways; keep the tables only if they match the booster."""
+        n = min(CHECK_ROWS, numeric.shape[1])
+        if n == 0:
+            return
+        self._checked = True
+        ours = tables.proba(numeric[:, :n], codes[:, :n])
+        theirs = self.scorer.predictor.proba(self.encoder.assemble(numeric[:, :n], codes[:, :n]))
+        worst = float(np.max(np.abs(ours - theirs)))
+        if not worst <= TOLERANCE:
+            logger.warning(
+                "lookup tables differ from the booster by %.2g; scoring with the booster", worst
+            )
+            self.tables = None
+
+    def _raw_probability(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        tables = self.tables
+        if tables is not None and not self._checked:
+            self._check_tables(tables, numeric, codes)
+            tables = self.tables
+        if tables is not None:
+            return tables.proba(numeric, codes)
+        return self.scorer.predictor.proba(self.encoder.assemble(numeric, codes))
+
+    def _probability(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Calibrated P(churn); rows the tables put next to a decision cut get the booster's."""
+        calibrator = self.scorer.bundle.calibrator
+        probability = np.asarray(
+            calibrator.apply(self._raw_probability(numeric, codes)), dtype=np.float64
+        )
+        if self.tables is not None and probability.size:
+            # The tables agree with the booster to ~1e-7, not bit for bit: the few rows that
+            # close to the threshold or a risk band are rescored so decisions match exactly.
+            near = np.zeros(probability.size, dtype=bool)
+            for cut in self._cuts:
+                near |= np.abs(probability - cut) <= NEAR_CUT
+            if near.any():
+                rows = np.flatnonzero(near)
+                exact = self.scorer.predictor.proba(
+                    self.encoder.assemble(numeric[:, rows], codes[:, rows])
+                )
+                probability[rows] = np.asarray(calibrator.apply(exact), dtype=np.float64)
+        return probability
+
+    def _decide(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        will_churn = probability >= self.scorer.threshold
+        codes = np.searchsorted(self._bands, probability, side="right")
+        return probability, will_churn, codes
+
     def _predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probability, decision and risk-level code (0 low, 1 medium, 2 high) of clean rows."""
-        scorer = self.scorer
-        matrix = self.encoder.encode(frame)
-        probability = scorer.bundle.calibrator.apply(scorer.predictor.proba(matrix))
-        probability = np.asarray(probability, dtype=np.float64)
-        will_churn = probability >= scorer.threshold
-        codes = np.searchsorted(
-            np.array([scorer.risk_bands.medium, scorer.risk_bands.high]), probability, side="right"
-        )
-        return probability, will_churn, codes
+        return self._decide(self._probability(*self._encode_parts(frame)))
 
     def _output_frame(
         self,
@@ -310,8 +433,8 @@ class BatchScorer:
         if options.on_error == "skip":
             rejects_writer = CsvWriter(rejects_path)
         population = self._empty_population() if options.profile else None
-        fingerprint = _Fingerprint(reader.columns)
-        tally = _Tally()
+        fingerprint = input_fingerprint(source, reader.columns)
+        tally = self.tally = _Tally()
         try:
             self._pipeline(
                 reader, writer, rejects_writer, tally, fingerprint, population, started, progress
@@ -337,26 +460,17 @@ class BatchScorer:
             rejects=str(rejects_path) if rejects_writer is not None else None,
             started=started,
             duration=duration,
-            fingerprint=fingerprint.hexdigest(),
+            fingerprint=fingerprint.value(),
             engine_name=engine_name,
         )
+        summary.predictor = self.predictor_name
         write_summary(summary, summary_path)
         if population is not None:
             population.start = population.end = started
         return BatchResult(summary=summary, population=population)
 
     def _empty_population(self) -> Any:
-        from churnops.monitoring.reference import MonitoringReference
-        from churnops.monitoring.summary import WindowSummary
-
-        bundle = self.scorer.bundle
-        reference = MonitoringReference(
-            profile=bundle.profile,
-            schema=bundle.schema,
-            threshold=bundle.threshold,
-            training_metrics=dict(bundle.metrics.get("test", {})),
-        )
-        return WindowSummary.empty(reference)
+        return empty_population(self.scorer.bundle)
 
     def _pipeline(
         self,
@@ -364,7 +478,7 @@ class BatchScorer:
         writer: ChunkWriter,
         rejects_writer: ChunkWriter | None,
         tally: _Tally,
-        fingerprint: _Fingerprint,
+        fingerprint: _Fingerprint | _FileFingerprint,
         population: Any | None,
         started: datetime,
         progress: Progress | None,
@@ -377,12 +491,29 @@ class BatchScorer:
         feature_names = schema.feature_names
         scored_at = pd.Timestamp(started.replace(tzinfo=None))
 
+        on_error = self.options.on_error
+
+        def prepare(offset: int, chunk: pd.DataFrame) -> _Prepared:
+            errors = row_errors(chunk, schema)
+            rejected: pd.DataFrame | None = None
+            good = chunk
+            if errors is not None:
+                if on_error == "fail":
+                    raise _bad_rows_error(errors, offset)
+                bad = (errors != "").to_numpy()
+                rejected = _reject_frame(chunk, errors, bad, offset, id_column)
+                good = chunk.loc[~bad].reset_index(drop=True)
+            numeric, codes = self._encode_parts(good)
+            return _Prepared(offset, len(chunk), good, rejected, numeric, codes)
+
         def read() -> None:
+            # Parsing, fingerprinting, validation and encoding of chunk k+1 happen here while the
+            # scoring stage runs the trees on chunk k.
             offset = 0
             try:
                 for chunk in reader.chunks():
                     fingerprint.update(chunk)
-                    if not _put(inbox, (offset, chunk), stop):
+                    if not _put(inbox, prepare(offset, chunk), stop):
                         return
                     offset += len(chunk)
             finally:
@@ -393,12 +524,19 @@ class BatchScorer:
                 item = _get(outbox, stop)
                 if item is _DONE:
                     return
-                out, rejected, summary_chunk = item
+                out, rejected, scored = item
                 if rejected is not None and rejects_writer is not None and len(rejected):
                     rejects_writer.write(rejected)
                 writer.write(out)
                 if population is not None:
-                    population.update(summary_chunk)
+                    good, probability, will_churn = scored
+                    population.update(
+                        good[feature_names].assign(
+                            churn_probability=probability,
+                            will_churn=will_churn,
+                            risk_level=out["risk_level"].to_numpy(),
+                        )
+                    )
 
         reader_stage = _Stage("churnops-read", read, stop)
         writer_stage = _Stage("churnops-write", write, stop)
@@ -412,29 +550,17 @@ class BatchScorer:
                 item = _get(inbox, stop)
                 if item is _DONE:
                     break
-                offset, chunk = item
-                tally.read += len(chunk)
-                errors = row_errors(chunk, schema)
-                rejected: pd.DataFrame | None = None
-                good = chunk
-                if errors is not None:
-                    bad = (errors != "").to_numpy()
-                    if self.options.on_error == "fail":
-                        raise _bad_rows_error(errors, offset)
-                    rejected = _reject_frame(chunk, errors, bad, offset, id_column)
-                    tally.rejected += len(rejected)
-                    good = chunk.loc[~bad].reset_index(drop=True)
-                probability, will_churn, codes = self._predict(good)
+                prepared: _Prepared = item
+                tally.read += prepared.n_read
+                if prepared.rejected is not None:
+                    tally.rejected += len(prepared.rejected)
+                good = prepared.good
+                probability = self._probability(prepared.numeric, prepared.codes)
+                probability, will_churn, codes = self._decide(probability)
                 tally.add_scores(probability, will_churn, codes)
                 out = self._output_frame(good, probability, will_churn, codes, scored_at)
-                summary_chunk = None
-                if population is not None:
-                    summary_chunk = good[feature_names].assign(
-                        churn_probability=probability,
-                        will_churn=will_churn,
-                        risk_level=out["risk_level"].to_numpy(),
-                    )
-                if not _put(outbox, (out, rejected, summary_chunk), stop):
+                scored = (good, probability, will_churn)
+                if not _put(outbox, (out, prepared.rejected, scored), stop):
                     break
                 if progress is not None:
                     progress(tally.read, reader.total_rows)
@@ -479,6 +605,20 @@ class BatchScorer:
             fingerprint=fingerprint,
             engine_name=engine_name,
         )
+
+
+def empty_population(bundle: Any) -> Any:
+    """An empty monitoring WindowSummary against the reference profile inside the model."""
+    from churnops.monitoring.reference import MonitoringReference
+    from churnops.monitoring.summary import WindowSummary
+
+    reference = MonitoringReference(
+        profile=bundle.profile,
+        schema=bundle.schema,
+        threshold=bundle.threshold,
+        training_metrics=dict(bundle.metrics.get("test", {})),
+    )
+    return WindowSummary.empty(reference)
 
 
 def carried_columns(available: list[str], schema: Schema, options: BatchOptions) -> list[str]:
@@ -623,5 +763,60 @@ def record_run(store: Any, result: BatchResult) -> int:
             input_fingerprint=summary.input_fingerprint,
             summary=summary.to_dict(),
             profile=profile,
+        )
+    )
+
+
+MAX_ERROR_TEXT = 2000
+
+
+def record_failure(
+    store: Any,
+    *,
+    model: ModelIdentity,
+    source: str,
+    output: str,
+    engine_name: str,
+    started: datetime,
+    error: BaseException,
+    tally: _Tally | None = None,
+) -> int:
+    """Record a failed or interrupted run (nothing was written) with its status and error.
+
+    The store has no status column: `status` and `error` go into the run's summary JSON, as they
+    do for successful runs (`status: succeeded`). Counts are those reached before the failure.
+    """
+    finished = datetime.now(UTC)
+    counts = tally or _Tally()
+    interrupted = isinstance(error, KeyboardInterrupt)
+    message = "interrupted" if interrupted else (str(error) or type(error).__name__)
+    summary = {
+        "status": "interrupted" if interrupted else "failed",
+        "error": f"{type(error).__name__}: {message}"[:MAX_ERROR_TEXT],
+        "input": source,
+        "output": output,
+        "engine": engine_name,
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_uri": model.uri,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_seconds": round((finished - started).total_seconds(), 3),
+        "rows_read": counts.read,
+        "rows_scored": counts.scored,
+        "rows_rejected": counts.rejected,
+    }
+    return int(
+        store.record_batch_run(
+            started_at=started,
+            finished_at=finished,
+            model_name=model.name,
+            model_version=model.version,
+            rows_read=counts.read,
+            rows_scored=counts.scored,
+            rows_rejected=counts.rejected,
+            input_fingerprint=None,
+            summary=summary,
+            profile=None,
         )
     )

@@ -54,9 +54,10 @@ def _column_is_clean(series: pd.Series, column: ColumnSchema) -> bool:
         if bool(np.isinf(values).any()):
             return False
         if column.kind is ColumnKind.BINARY and column.categories is not None:
-            allowed = {float(c) for c in column.categories}
-            present = np.unique(values[~np.isnan(values)])
-            return all(float(v) in allowed for v in present)
+            allowed = np.isnan(values)
+            for category in {float(c) for c in column.categories}:
+                allowed |= values == category  # a few comparisons beat a hash of every value
+            return bool(allowed.all())
         return True
     distinct = _distinct_values(series)
     if distinct is None:
@@ -108,20 +109,39 @@ class ChunkEncoder:
         lookup[-1] = block.index.get(MISSING_CATEGORY, -1)  # code -1 (null) reads the last slot
         return lookup[codes]
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+    def numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        """(numeric columns x rows) standardised values in the encoder's dtype (median-filled)."""
         enc = self.encoder
-        n_rows = len(frame)
-        matrix = np.zeros((n_rows, enc.n_outputs), dtype=self.dtype)
+        out = np.empty((len(enc.numeric_names), len(frame)), dtype=self.dtype)
         for j, name in enumerate(enc.numeric_names):
             values = self._numeric(frame[name])
             np.copyto(values, enc.medians[j], where=np.isnan(values))
             values -= enc.means[j]
             values /= enc.scales[j]
-            matrix[:, j] = values
-        for block in enc.categorical:
-            codes = self._codes(frame[block.name], block)
+            out[j] = values
+        return out
+
+    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """(blocks x rows) offset of each row's category within its block, -1 when unknown."""
+        enc = self.encoder
+        out = np.empty((len(enc.categorical), len(frame)), dtype=np.int64)
+        for b, block in enumerate(enc.categorical):
+            out[b] = self._codes(frame[block.name], block)
+        return out
+
+    def assemble(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The encoder's matrix from `numeric()` and `codes()` of the same rows."""
+        enc = self.encoder
+        matrix = np.zeros((codes.shape[1], enc.n_outputs), dtype=self.dtype)
+        n_numeric = len(enc.numeric_names)
+        if n_numeric:
+            matrix[:, :n_numeric] = numeric.T
+        for b, block in enumerate(enc.categorical):
             width = len(block.index)
             # One-hot by gathering rows of an identity whose extra last row (code -1) is all zero.
             onehot = np.eye(width + 1, width, dtype=self.dtype)
-            matrix[:, block.offset : block.offset + width] = onehot[codes]
+            matrix[:, block.offset : block.offset + width] = onehot[codes[b]]
         return matrix
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.assemble(self.numeric(frame), self.codes(frame))

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 ROW = "_churnops_row"
 REASON = "_churnops_reason"
+PROFILE = "_churnops_profile"  # a batch's population summary (JSON) on its first output row
 SPARK_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "json"}
 _WORKER_SCORERS: dict[str, BatchScorer] = {}
 
@@ -161,6 +162,7 @@ def _score_batches(
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The mapInPandas function: scored rows carry scores, rejected rows carry a reason."""
     key = f"{model.uri}:{model.version}:{id(bundle_bytes)}"
+    profile = options.profile
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         batch_scorer = _WORKER_SCORERS.get(key)
@@ -191,6 +193,20 @@ def _score_batches(
             levels = np.full(n, None, dtype=object)
             levels[~bad] = np.asarray(["low", "medium", "high"], dtype=object)[codes]
             out["risk_level"] = levels
+            if profile:
+                # Mergeable counts of this batch's scored rows; the driver adds them up.
+                texts = np.full(n, None, dtype=object)
+                if n:
+                    population = batch_scorer._empty_population()
+                    population.update(
+                        good[schema.feature_names].assign(
+                            churn_probability=probability,
+                            will_churn=will_churn,
+                            risk_level=np.asarray(["low", "medium", "high"], dtype=object)[codes],
+                        )
+                    )
+                    texts[0] = population.to_json()
+                out[PROFILE] = texts
             if options.reasons:
                 texts = np.full(n, None, dtype=object)
                 if len(good):
@@ -280,8 +296,13 @@ def score_with_spark(
     joblib.dump(bundle, buffer)
     broadcast = session.sparkContext.broadcast(buffer.getvalue())
     worker_options = BatchOptions(
-        reasons=options.reasons, on_error=options.on_error, threads=1, profile=False
+        reasons=options.reasons,
+        on_error=options.on_error,
+        threads=1,
+        profile=options.profile,
+        tables=options.tables,
     )
+    fingerprint = spark_input_fingerprint(source)
     numbered = _numbered(session, frame)
     fields = [numbered.schema[ROW], *(numbered.schema[c] for c in carried)]
     fields += [
@@ -292,6 +313,8 @@ def score_with_spark(
     ]
     if options.reasons:
         fields.append(T.StructField(REASONS_COLUMN, T.StringType()))
+    if options.profile:
+        fields.append(T.StructField(PROFILE, T.StringType()))
     scored = numbered.select(ROW, *frame.columns).mapInPandas(
         _score_batches(broadcast, model, worker_options, carried), T.StructType(fields)
     )
@@ -342,6 +365,7 @@ def score_with_spark(
             staged = temporary_path(Path(rejects_path))
             rows.to_csv(staged, index=False)
             staged.replace(rejects_path)
+        population = _population(scored, bundle, started) if options.profile else None
         _rename_into_place(session, temp_output, output)
     except BaseException:
         _delete(session, temp_output)
@@ -362,8 +386,35 @@ def score_with_spark(
         rejects=rejects_path if options.on_error == "skip" else None,
         started=started,
         duration=time.perf_counter() - clock,
-        fingerprint=None,
+        fingerprint=fingerprint.value() if fingerprint is not None else None,
         engine_name="spark",
     )
     write_summary(summary, summary_path)
-    return BatchResult(summary=summary, population=None)
+    return BatchResult(summary=summary, population=population)
+
+
+def spark_input_fingerprint(source: str) -> Any | None:
+    """The pandas engine's file digest for a local file input; None for folders and remote URLs
+    (hashing them would mean reading the whole input on the driver)."""
+    from churnops.scoring.batch import input_fingerprint
+
+    path = Path(source.removeprefix("file://"))
+    if "://" in source.removeprefix("file://") or not path.is_file():
+        return None
+    return input_fingerprint(str(path), [])
+
+
+def _population(scored: DataFrame, bundle: ModelBundle, started: datetime) -> Any:
+    """The run's WindowSummary: the per-batch summaries from the workers, merged on the driver."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from churnops.monitoring.summary import WindowSummary, merge_all
+    from churnops.scoring.batch import empty_population
+
+    empty = empty_population(bundle)
+    parts = [empty]
+    for row in scored.where(F.col(PROFILE).isNotNull()).select(PROFILE).toLocalIterator():
+        parts.append(WindowSummary.from_json(row[PROFILE], empty.reference))
+    population = merge_all(parts)
+    population.start = population.end = started
+    return population
