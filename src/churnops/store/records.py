@@ -27,6 +27,21 @@ def new_prediction_id() -> str:
     return str(uuid.uuid4())
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
+def _plain_values(mapping: dict[Any, Any]) -> bool:
+    for key, item in mapping.items():
+        if type(key) is not str:
+            return False
+        if type(item) is float:
+            if not math.isfinite(item):
+                return False
+        elif type(item) not in _PLAIN:
+            return False
+    return True
+
+
 def to_jsonable(value: Any) -> Any:
     """Strict-JSON-safe copy of `value`: NaN/inf become None, numpy/pandas scalars become Python.
 
@@ -37,6 +52,8 @@ def to_jsonable(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if type(value) is dict and _plain_values(value):
+        return value  # the API's validated records: nothing to convert, nothing to copy
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
