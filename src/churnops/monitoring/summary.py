@@ -453,8 +453,15 @@ def category_text(value: Any, known: dict[str, int] | set[str]) -> str:
 def _update_categorical(
     summary: CategoricalSummary, series: pd.Series, known: dict[str, int]
 ) -> CategoricalSummary:
-    counts = series.value_counts(dropna=True, sort=False)
-    nulls = int(series.isna().sum())
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # Counting codes is far cheaper than hashing values; zero counts kept as value_counts does.
+        codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int64)
+        tally = np.bincount(codes + 1, minlength=len(series.cat.categories) + 1)
+        nulls = int(tally[0])
+        counts = pd.Series(tally[1:], index=series.cat.categories)
+    else:
+        counts = series.value_counts(dropna=True, sort=False)
+        nulls = int(series.isna().sum())
     found: dict[str, int] = {}
     for value, count in counts.items():
         key = category_text(value, known)

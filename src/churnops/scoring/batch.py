@@ -28,7 +28,7 @@ from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Pro
 from churnops.modeling.predictors import XGBoostPredictor
 from churnops.modeling.scorer import RISK_LEVELS, Scorer
 from churnops.scoring.fastpath import ChunkEncoder, row_errors
-from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, open_reader
+from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, ParquetReader, open_reader
 from churnops.scoring.treetables import TOLERANCE, TreeTables
 from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer, output_kind
 
@@ -297,8 +297,10 @@ class BatchScorer:
         self.encoder = ChunkEncoder(scorer.encoder, np.float32 if is_xgboost else np.float64)
         # Decided once per run: the tables when they can be built, confirmed on the first chunk.
         self.tables: TreeTables | None = None
+        self._booster: Any = None
         predictor = scorer.predictor
         if options.tables and isinstance(predictor, XGBoostPredictor):
+            self._booster = predictor.booster
             self.tables = TreeTables.build(predictor.booster, scorer.encoder)
         self._checked = False
         self.tally: _Tally | None = None  # counts of the current or last run (also when it fails)
@@ -323,13 +325,18 @@ class BatchScorer:
             return
         self._checked = True
         ours = tables.proba(numeric[:, :n], codes[:, :n])
-        theirs = self.scorer.predictor.proba(self.encoder.assemble(numeric[:, :n], codes[:, :n]))
+        theirs = self._booster_proba(numeric[:, :n], codes[:, :n])
         worst = float(np.max(np.abs(ours - theirs)))
         if not worst <= TOLERANCE:
             logger.warning(
                 "lookup tables differ from the booster by %.2g; scoring with the booster", worst
             )
             self.tables = None
+
+    def _booster_proba(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The booster's own probabilities (never the predictor's small-input shortcut)."""
+        matrix = self.encoder.assemble(numeric, codes)
+        return np.asarray(self._booster.inplace_predict(matrix), dtype=np.float64)
 
     def _raw_probability(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
         tables = self.tables
@@ -354,9 +361,7 @@ class BatchScorer:
                 near |= np.abs(probability - cut) <= NEAR_CUT
             if near.any():
                 rows = np.flatnonzero(near)
-                exact = self.scorer.predictor.proba(
-                    self.encoder.assemble(numeric[:, rows], codes[:, rows])
-                )
+                exact = self._booster_proba(numeric[:, rows], codes[:, rows])
                 probability[rows] = np.asarray(calibrator.apply(exact), dtype=np.float64)
         return probability
 
@@ -380,7 +385,7 @@ class BatchScorer:
         n = len(frame)
         columns: dict[str, Any] = {}
         for name in self._carried(frame.columns):
-            columns[name] = frame[name].to_numpy() if n else frame[name].array
+            columns[name] = frame[name].array  # as read (Arrow strings stay Arrow strings)
         columns["churn_probability"] = probability
         columns["will_churn"] = will_churn
         columns["risk_level"] = pd.Categorical.from_codes(codes, dtype=self._level_names)
@@ -426,6 +431,11 @@ class BatchScorer:
         categorical = [c.name for c in self.scorer.schema.features if not c.is_numeric_encoded]
         reader = open_reader(source, chunk_rows=options.chunk_rows, categorical=categorical)
         self.check_columns(reader.columns)
+        fingerprint = input_fingerprint(source, reader.columns)
+        if isinstance(reader, ParquetReader) and not isinstance(fingerprint, _Fingerprint):
+            # The fingerprint hashes the file, so only the columns scoring uses are parsed.
+            needed = {*self.scorer.schema.feature_names, *self._carried(pd.Index(reader.columns))}
+            reader.only = [c for c in reader.columns if c in needed]
         summary_path, default_rejects = sidecar_paths(output)
         rejects_path = Path(rejects) if rejects else default_rejects
         writer = open_writer(output)
@@ -433,7 +443,6 @@ class BatchScorer:
         if options.on_error == "skip":
             rejects_writer = CsvWriter(rejects_path)
         population = self._empty_population() if options.profile else None
-        fingerprint = input_fingerprint(source, reader.columns)
         tally = self.tally = _Tally()
         try:
             self._pipeline(

@@ -63,7 +63,9 @@ def _column_is_clean(series: pd.Series, column: ColumnSchema) -> bool:
     if distinct is None:
         return False
     codes, values = distinct
-    used = values[np.unique(codes[codes >= 0])] if len(values) else values
+    present = np.zeros(len(values) + 1, dtype=bool)
+    present[codes] = True  # code -1 (null) marks the extra last slot; no hashing of every row
+    used = values[present[:-1]]
     allowed_text = {str(c) for c in column.categories or []}
     return all(str(v) in allowed_text for v in used)
 

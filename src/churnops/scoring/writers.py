@@ -126,7 +126,12 @@ class ParquetWriter(_AtomicFile):
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._writer is None:
             self._schema = _promote_nulls(table.schema)
-            self._writer = pq.ParquetWriter(self.temp, self._schema, compression=self.compression)
+            self._writer = pq.ParquetWriter(
+                self.temp,
+                self._schema,
+                compression=self.compression,
+                use_dictionary=_dictionary_columns(table),
+            )
         if not table.schema.equals(self._schema, check_metadata=False):
             try:
                 table = table.cast(self._schema)
@@ -146,6 +151,26 @@ class ParquetWriter(_AtomicFile):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _dictionary_columns(table: Any) -> list[str]:
+    """Columns worth dictionary encoding, judged on the first chunk: categoricals, flags, and
+    columns with few distinct values. Ids and probabilities (all distinct) would only pay for a
+    dictionary Parquet abandons page after page (half the write time)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def few_values(column: Any) -> bool:
+        kind = column.type
+        if pa.types.is_dictionary(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind):
+            return True
+        return bool(pc.count_distinct(column).as_py() <= max(len(column) // 10, 16))
+
+    return [
+        name
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if few_values(column)
+    ]
 
 
 def _promote_nulls(schema: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -141,3 +142,35 @@ def test_output_kind() -> None:
     assert output_kind("postgresql://h/db#t") == "sql"
     with pytest.raises(ConfigError):
         output_kind("a.xlsx")
+
+
+def test_parquet_writer_uses_dictionaries_only_where_values_repeat(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from churnops.scoring.writers import ParquetWriter
+
+    n = 5000
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in range(n)],
+            "churn_probability": np.linspace(0, 1, n),
+            "segment": ["a", "b"] * (n // 2),
+            "risk_level": pd.Categorical(["low", "high"] * (n // 2)),
+        }
+    )
+    writer = ParquetWriter(tmp_path / "out.parquet")
+    writer.write(frame)
+    writer.write(frame)
+    writer.commit()
+    meta = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    encodings = {
+        meta.schema.column(j).name: meta.row_group(0).column(j).encodings
+        for j in range(meta.num_columns)
+    }
+    assert not any("DICTIONARY" in e for e in encodings["customer_id"])
+    assert not any("DICTIONARY" in e for e in encodings["churn_probability"])
+    assert any("DICTIONARY" in e for e in encodings["segment"])
+    assert any("DICTIONARY" in e for e in encodings["risk_level"])
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(back) == 2 * n
+    assert back["customer_id"].astype(str).tolist()[:3] == ["C000000", "C000001", "C000002"]
