@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from churnops.api.app import create_app
 from churnops.api.ratelimit import RedisLimiter
-from churnops.api.security import hash_key
+from churnops.apikeys import hash_key
 from churnops.cli.main import app as cli
 from churnops.errors import ConfigError
 from tests.conftest import TrainedModel

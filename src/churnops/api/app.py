@@ -25,7 +25,7 @@ from churnops.api.ratelimit import RateLimiter
 from churnops.api.reload import ScorerLoader, VersionResolver
 from churnops.api.routes import admin, feedback, ops, predict
 from churnops.api.schemas import FeedbackIn
-from churnops.api.security import KeyRing, configured_hashes
+from churnops.apikeys import KeyRing, configured_hashes
 from churnops.errors import ConfigError
 from churnops.settings import Settings, get_settings
 

@@ -22,7 +22,7 @@ from churnops.api.errors import ApiError
 from churnops.api.metrics import ApiMetrics
 from churnops.api.ratelimit import RateLimiter, make_limiter
 from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerLoader
-from churnops.api.security import KeyRing
+from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
 from churnops.settings import Settings
 from churnops.store import AsyncWriter, FeedbackRecord, PredictionStore, WriterState

@@ -13,7 +13,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnops.api.deps import ServiceState
-from churnops.api.security import bearer_token
+from churnops.apikeys import bearer_token
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 

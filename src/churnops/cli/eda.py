@@ -16,8 +16,6 @@ from churnops.cli.options import (
     TargetOption,
     settings_for_data,
 )
-from churnops.data.fingerprint import fingerprint
-from churnops.data.load import load_training_table
 
 
 def eda_command(
@@ -30,6 +28,8 @@ def eda_command(
     output: Path = typer.Option(Path("reports/eda.html"), "--output", "-o", help="HTML file."),
 ) -> None:
     """Write an exploratory HTML report (distributions, churn rates, correlations, missing values)."""
+    from churnops.data.fingerprint import fingerprint
+    from churnops.data.load import load_training_table
     from churnops.reporting.eda import write_eda_report
 
     with cli_errors():

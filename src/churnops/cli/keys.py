@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from churnops.api.security import add_key, read_keys_file, revoke_key
+from churnops.apikeys import add_key, read_keys_file, revoke_key
 from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption
 from churnops.settings import get_settings

@@ -10,8 +10,6 @@ from rich.table import Table
 
 from churnops.cli.console import cli_errors, out_console
 from churnops.cli.options import ConfigOption
-from churnops.modeling import registry
-from churnops.modeling.tracking import configure_tracking
 from churnops.settings import get_settings
 
 app = typer.Typer(
@@ -27,6 +25,9 @@ def list_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Versions with aliases and key metrics, newest first."""
+    from churnops.modeling import registry
+    from churnops.modeling.tracking import configure_tracking
+
     with cli_errors():
         settings = get_settings(config)
         name = model_name or settings.registry.model_name
@@ -69,6 +70,9 @@ def promote_command(
     model_name: str | None = NameOption,
 ) -> None:
     """Make VERSION the champion (the previous champion is remembered for rollback)."""
+    from churnops.modeling import registry
+    from churnops.modeling.tracking import configure_tracking
+
     with cli_errors():
         settings = get_settings(config)
         name = model_name or settings.registry.model_name
@@ -84,6 +88,9 @@ def rollback_command(
     model_name: str | None = NameOption,
 ) -> None:
     """Give the champion alias back to the previous champion."""
+    from churnops.modeling import registry
+    from churnops.modeling.tracking import configure_tracking
+
     with cli_errors():
         settings = get_settings(config)
         name = model_name or settings.registry.model_name

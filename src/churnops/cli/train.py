@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import typer
-from mlflow.tracking import MlflowClient
 from rich.markdown import Markdown
 from rich.table import Table
 
@@ -22,10 +21,11 @@ from churnops.cli.options import (
     TargetOption,
     settings_for_data,
 )
-from churnops.data.load import load_training_table
-from churnops.modeling.registry import CHAMPION, alias_version
-from churnops.modeling.tracking import configure_tracking, ensure_experiment
-from churnops.modeling.train import TrainingOutcome, run_training
+
+if TYPE_CHECKING:  # the heavy stack is imported when a command runs, so --help stays instant
+    from mlflow.tracking import MlflowClient
+
+    from churnops.modeling.train import TrainingOutcome
 
 
 def comparison_table(outcome: TrainingOutcome) -> Table:
@@ -58,6 +58,10 @@ def comparison_table(outcome: TrainingOutcome) -> Table:
 
 def _show_existing_champion(client: MlflowClient, name: str) -> bool:
     """Print the current champion's card; False when there is none."""
+    import mlflow
+
+    from churnops.modeling.registry import CHAMPION, alias_version
+
     champion = alias_version(client, name, CHAMPION)
     if champion is None:
         return False
@@ -68,18 +72,6 @@ def _show_existing_champion(client: MlflowClient, name: str) -> bool:
     err_console.print(f"champion exists: {name} v{champion.version}; not retraining")
     out_console.print(Markdown(card))
     return True
-
-
-def _eda_writer() -> object | None:
-    try:
-        from churnops.reporting.eda import write_eda_report
-    except ImportError:
-        return None
-
-    def write(frame, schema, path, digest):  # type: ignore[no-untyped-def]
-        return write_eda_report(frame, schema, path, fingerprint=digest)
-
-    return write
 
 
 def train_command(
@@ -98,6 +90,11 @@ def train_command(
     ),
 ) -> None:
     """Train and compare candidates on a table, register the winner, promote it if it earns it."""
+    from churnops.data.load import load_training_table
+    from churnops.modeling.tracking import configure_tracking, ensure_experiment
+    from churnops.modeling.train import run_training
+    from churnops.reporting.eda import write_eda_report
+
     with cli_errors():
         settings = settings_for_data(
             config,
@@ -126,7 +123,9 @@ def train_command(
                 client=client,
                 experiment_id=experiment_id,
                 reporter=reporter,
-                eda_writer=_eda_writer(),  # type: ignore[arg-type]
+                eda_writer=lambda frame, schema, path, digest: write_eda_report(
+                    frame, schema, path, fingerprint=digest
+                ),
             )
         if as_json:
             typer.echo(json.dumps(outcome.summary()))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from churnops.api.ratelimit import InProcessLimiter
-from churnops.api.security import (
+from churnops.apikeys import (
     KeyRing,
     add_key,
     bearer_token,

@@ -122,13 +122,18 @@ def add_key(keys_file: str | Path, *, name: str | None = None) -> tuple[str, dic
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     entries.append(entry)
+    _write_keys_file(path, entries)
+    return key, entry
+
+
+def _write_keys_file(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Atomic rewrite, readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump({"keys": entries}, fh, indent=2)
     tmp.replace(path)
-    return key, entry
 
 
 def revoke_key(keys_file: str | Path, key_id: str) -> bool:
@@ -138,7 +143,7 @@ def revoke_key(keys_file: str | Path, key_id: str) -> bool:
     kept = [e for e in entries if e.get("id") != key_id]
     if len(kept) == len(entries):
         return False
-    path.write_text(json.dumps({"keys": kept}, indent=2))
+    _write_keys_file(path, kept)
     return True
 
 
