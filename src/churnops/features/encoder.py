@@ -20,6 +20,41 @@ from churnops.data.schema import MISSING_CATEGORY, Schema
 Records = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 
+def is_plain_numeric(series: pd.Series) -> bool:
+    """A numeric column that is not a pandas categorical."""
+    return pd.api.types.is_numeric_dtype(series) and not isinstance(
+        series.dtype, pd.CategoricalDtype
+    )
+
+
+def distinct_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, distinct non-null values) with codes -1 for nulls; None when values of mixed
+    Python types could compare equal but print differently (1, 1.0, True)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categories = series.cat.categories
+        if categories.dtype == object and pd.api.types.infer_dtype(categories) not in {
+            "string",
+            "empty",
+        }:
+            return None
+        return np.asarray(series.cat.codes.to_numpy(), dtype=np.int64), categories.to_numpy()
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in {
+        "string",
+        "empty",
+    }:
+        return None
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques)
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    """A fresh float64 copy of a column; text that is not a number becomes NaN."""
+    if is_plain_numeric(series):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    coerced = pd.to_numeric(series, errors="coerce")
+    return np.array(coerced.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
+
+
 @dataclass(frozen=True)
 class CategoricalBlock:
     name: str
@@ -82,24 +117,62 @@ class FastEncoder:
             block -= self.means
             block /= self.scales
 
-    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """Vectorised encoding of a whole frame (batch scoring)."""
-        matrix = np.zeros((len(frame), self.n_outputs), dtype=np.float64)
-        n = len(self.numeric_names)
-        if n:
-            numeric = frame[list(self.numeric_names)]
-            matrix[:, :n] = numeric.apply(pd.to_numeric, errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
+    def numeric_columns(
+        self, frame: pd.DataFrame, dtype: type[np.floating] = np.float64
+    ) -> np.ndarray:
+        """(numeric columns x rows): median-filled, standardised (computed in float64)."""
+        out = np.empty((len(self.numeric_names), len(frame)), dtype=dtype)
+        for j, name in enumerate(self.numeric_names):
+            values = _as_float(frame[name])
+            np.copyto(values, self.medians[j], where=np.isnan(values))
+            values -= self.means[j]
+            values /= self.scales[j]
+            out[j] = values
+        return out
+
+    def _block_codes(self, series: pd.Series, block: CategoricalBlock) -> np.ndarray:
+        distinct = distinct_values(series)
+        if distinct is None:  # mixed Python types: every value turned into text
+            text = series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str)
+            return np.asarray(
+                pd.Categorical(text, categories=list(block.index)).codes, dtype=np.int64
             )
-            self._scale(matrix)
-        rows = np.arange(len(frame))
-        for block in self.categorical:
-            column = frame[block.name]
-            text = column.astype(object).where(column.notna(), MISSING_CATEGORY).astype(str)
-            codes = pd.Categorical(text, categories=list(block.index)).codes
-            known = codes >= 0
-            matrix[rows[known], block.offset + codes[known]] = 1.0
+        # Each distinct value is looked up once (a column has a handful, a chunk 250,000 rows).
+        codes, values = distinct
+        lookup = np.empty(len(values) + 1, dtype=np.int64)
+        for i, value in enumerate(values):
+            lookup[i] = block.index.get(str(value), -1)
+        lookup[-1] = block.index.get(MISSING_CATEGORY, -1)  # code -1 (null) reads the last slot
+        return lookup[codes]
+
+    def category_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """(blocks x rows): offset of each row's category within its one-hot block, -1 unknown."""
+        out = np.empty((len(self.categorical), len(frame)), dtype=np.int64)
+        for b, block in enumerate(self.categorical):
+            out[b] = self._block_codes(frame[block.name], block)
+        return out
+
+    def assemble(
+        self, numeric: np.ndarray, codes: np.ndarray, dtype: type[np.floating] = np.float64
+    ) -> np.ndarray:
+        """The encoded matrix from `numeric_columns` and `category_codes` of the same rows."""
+        matrix = np.zeros((codes.shape[1], self.n_outputs), dtype=dtype)
+        n_numeric = len(self.numeric_names)
+        if n_numeric:
+            matrix[:, :n_numeric] = numeric.T
+        for b, block in enumerate(self.categorical):
+            width = len(block.index)
+            # One-hot by gathering rows of an identity whose extra last row (code -1) is all zero.
+            onehot = np.eye(width + 1, width, dtype=dtype)
+            matrix[:, block.offset : block.offset + width] = onehot[codes[b]]
         return matrix
+
+    def encode_frame(
+        self, frame: pd.DataFrame, dtype: type[np.floating] = np.float64
+    ) -> np.ndarray:
+        """Vectorised encoding of a whole frame (batch scoring); float32 for boosted trees."""
+        numeric = self.numeric_columns(frame, dtype)
+        return self.assemble(numeric, self.category_codes(frame), dtype)
 
     def encode_records(self, records: Records) -> np.ndarray:
         """Encoding of plain records (a list of dicts or a dict of lists) with no DataFrame."""
