@@ -106,7 +106,7 @@ def test_quality_nulls_and_out_of_range(reference: MonitoringReference) -> None:
 def test_prediction_drift(reference: MonitoringReference, settings: MonitoringSettings) -> None:
     stable = make_customers(7_000, seed=18)
     stable_summary = WindowSummary.from_frame(with_predictions(stable), reference)
-    assert not prediction_drift(stable_summary, reference, settings).drifted  # type: ignore[union-attr]
+    assert not prediction_drift(stable_summary, reference, settings).drifted
 
     riskier = make_customers(7_000, seed=19, m2m_share=0.9)
     p = np.clip(true_probability(riskier) * 1.3, 0, 1)
