@@ -97,10 +97,10 @@ class ServingSettings(BaseModel):
     rate_limit_per_minute: int = 100
     rate_limits: dict[str, int] = Field(default_factory=dict)  # route path -> requests/minute
     api_key_hashes: list[str] = Field(default_factory=list)
-    keys_file: str = ".churnops/api_keys.json"
+    keys_file: str | None = None  # None: <home>/api_keys.json
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
-    spool_path: str = ".churnops/spool.jsonl"
+    spool_path: str | None = None  # None: <home>/spool.jsonl
     spool_max_bytes: int = 256 * 1024 * 1024
     store_flush_interval_seconds: float = 0.5
     store_batch_size: int = 500
@@ -111,7 +111,9 @@ class MonitoringSettings(BaseModel):
     psi_drift: float = 0.2
     js_drift: float = 0.1
     wasserstein_drift: float = 0.1
+    js_needs_wasserstein: bool = False  # True: a numeric JS hit counts only with Wasserstein too
     dataset_drift_share: float = 0.3
+    min_rows: int = Field(200, ge=1)  # fewer rows than this cannot tell drift from noise
     performance_drop: float = 0.05
     default_window: str = "7d"
     webhook_url: str | None = None
@@ -170,6 +172,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.home).resolve() / 'predictions.db'}"
+
+    def resolved_keys_file(self) -> str:
+        return self.serving.keys_file or str(Path(self.home).resolve() / "api_keys.json")
+
+    def resolved_spool_path(self) -> str:
+        """Beside the store's default file, so a restart from any folder replays the same spool."""
+        return self.serving.spool_path or str(Path(self.home).resolve() / "spool.jsonl")
 
     def champion_uri(self) -> str:
         return self.serving.model_uri or f"models:/{self.registry.model_name}@champion"

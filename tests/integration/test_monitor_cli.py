@@ -337,6 +337,41 @@ def test_empty_window_is_an_error_not_a_clean_bill(
     assert not env.reports.exists()
 
 
+def test_too_few_rows_is_an_error_not_drift(
+    env: MonitorEnv, scorer: Scorer, held_out: pd.DataFrame
+) -> None:
+    write_predictions(env.url, held_out.head(7), scorer, days=1)
+
+    text = _one_error(monitor("--window", "7d"))
+
+    assert "only 7 prediction(s)" in text and "min_rows" in text
+    assert env.results() == []  # nothing recorded, no incident opened
+
+
+def test_other_models_predictions_stay_out_of_the_window(
+    env: MonitorEnv, scorer: Scorer, held_out: pd.DataFrame
+) -> None:
+    n = write_predictions(env.url, held_out, scorer, days=2)
+    other = [
+        PredictionRecord(
+            features={"something_else": 1.0},
+            churn_probability=0.9,
+            will_churn=True,
+            risk_level="high",
+            model_name="another-model",
+            model_version="4",
+        )
+        for _ in range(500)
+    ]
+    with PredictionStore(env.url) as store:
+        store.write_predictions(other)
+
+    code, out = monitor_json("--window", "7d")
+
+    assert code == 0, out["summary"]
+    assert out["rows"] == {"predictions": n}
+
+
 def test_file_missing_a_feature_exits_2(env: MonitorEnv, held_out: pd.DataFrame) -> None:
     path = env.tmp / "partial.csv"
     held_out.drop(columns=["tenure"]).to_csv(path, index=False)

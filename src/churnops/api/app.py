@@ -35,7 +35,7 @@ TITLE = "churnops prediction API"
 
 
 def _keyring(settings: Settings) -> KeyRing:
-    hashes = configured_hashes(settings.serving.api_key_hashes, settings.serving.keys_file)
+    hashes = configured_hashes(settings.serving.api_key_hashes, settings.resolved_keys_file())
     ring = KeyRing(hashes)
     if settings.env == "production" and not ring.enabled:
         raise ConfigError(

@@ -187,7 +187,7 @@ class ServiceState:
         except StoreError as exc:  # keep serving; the writer spools and retries
             self.store_error = str(exc)
             logger.error("prediction store unavailable at start-up, spooling: %s", exc)
-        spool_path, self._spool_lock = claim_spool_path(self.serving.spool_path)
+        spool_path, self._spool_lock = claim_spool_path(self.settings.resolved_spool_path())
         self.writer = AsyncWriter(
             self.store,
             spool_path=spool_path,

@@ -18,7 +18,7 @@ KeysFileOption = typer.Option(None, "--keys-file", help="Keys file (default serv
 
 
 def _keys_file(config: Path | None, keys_file: Path | None) -> Path:
-    return keys_file or Path(get_settings(config).serving.keys_file)
+    return keys_file or Path(get_settings(config).resolved_keys_file())
 
 
 @app.command("create")

@@ -78,12 +78,14 @@ def _file_window(current: str, scorer: Scorer, parts: WindowParts, window: Windo
     parts.add_frame(with_labels(frame, scorer.schema), source="file")
 
 
-def _store_window(store: PredictionStore, parts: WindowParts, window: Window) -> dict[int, str]:
+def _store_window(
+    store: PredictionStore, parts: WindowParts, window: Window, *, model_name: str
+) -> dict[int, str]:
     """Predictions of the store in the window, plus the batch-run summaries that fit the
     reference (a `--reference` table has another fingerprint: runs are then left out, with why)."""
     from churnops.monitoring.window import batch_run_summaries, read_store_window
 
-    read_store_window(store, parts, window)
+    read_store_window(store, parts, window, model_name=model_name)  # not other models' traffic
     runs = store.read_batch_runs(since=window.start, limit=MAX_BATCH_RUNS)
     found = batch_run_summaries(runs, parts.reference, window)
     for _, summary in found.summaries:
@@ -233,6 +235,7 @@ def run_monitor(
             raise DataLoadError(f"{flag} file not found: {path}")
     client = configure_tracking(settings)
     uri = model_uri or settings.champion_uri()
+    identity = model_identity(uri, client)
     with err_console.status("loading the model"):
         scorer, _ = load_scorer(uri)
     reference = _reference(scorer, reference_file)
@@ -251,7 +254,7 @@ def run_monitor(
         elif store is not None and window is not None:  # always so without --current
             source = f"prediction store {safe_url(store.url)}"
             with err_console.status("reading the window"):
-                skipped = _store_window(store, parts, window)
+                skipped = _store_window(store, parts, window, model_name=identity.name)
         if parts.empty:
             where = (
                 current
@@ -265,10 +268,15 @@ def run_monitor(
                 "(an empty window is not 'no drift'; widen --window or check that predictions "
                 "are being stored)"
             )
+        if parts.n_rows < settings.monitoring.min_rows:
+            raise EmptyWindowError(
+                f"only {parts.n_rows} prediction(s) in the window, fewer than "
+                f"monitoring.min_rows={settings.monitoring.min_rows}: too few to tell drift "
+                "from noise (widen --window)"
+            )
         report, summary = parts.report(settings.monitoring)
         directory = output_dir or Path(settings.monitoring.reports_dir)
         html_path, json_path = write_report(report, summary, reference, directory)
-        identity = model_identity(uri, client)
         result_id: int | None = None
         alerts: list[AlertEvent] = []
         if record and store is not None:  # --record always opened the store

@@ -39,6 +39,7 @@ class Incident(BaseModel):
     last_seen: datetime
     checks: int = 1
     details: dict[str, Any] = Field(default_factory=dict)
+    delivered: bool = True  # False: the webhook failed; the next check posts it again
 
 
 class AlertState(BaseModel):
@@ -138,6 +139,12 @@ class AlertManager:
             if incident is not None:
                 incident.last_seen = now
                 incident.checks += 1
+                if incident.delivered or not self.webhook_url:
+                    continue
+                # Opened earlier but never delivered: one incident must reach someone once.
+                events.append(
+                    AlertEvent(kind=kind, action="opened", at=now, message=message, details=details)
+                )
                 continue
             state.open[kind] = Incident(kind=kind, opened_at=now, last_seen=now, details=details)
             events.append(
@@ -155,9 +162,11 @@ class AlertManager:
                     details={"opened_at": incident.opened_at.isoformat()},
                 )
             )
-        state.save(self.state_path)
         for event in events:
             self._notify(event, report)
+            if event.action == "opened" and event.kind in state.open:
+                state.open[event.kind].delivered = event.delivered is not False
+        state.save(self.state_path)
         return events
 
     def _notify(self, event: AlertEvent, report: MonitoringReport) -> None:

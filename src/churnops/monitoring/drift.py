@@ -3,11 +3,11 @@
 Decisions use effect sizes, because with large windows every p-value is tiny; p-values are reported
 beside them. The combining rule per feature (thresholds from `MonitoringSettings`):
 
-* numeric: drift when PSI >= psi_drift, or when Jensen-Shannon >= js_drift AND normalised
-  Wasserstein >= wasserstein_drift. Requiring both distances means the mass moved across the
-  reference deciles (JS) and moved far in units of the reference std (Wasserstein): a handful of
-  extreme values inflates Wasserstein alone and is reported as an out-of-range quality issue
-  instead, while a pure reshuffle inside tiny ranges inflates JS alone.
+* numeric: drift when PSI >= psi_drift or Jensen-Shannon >= js_drift (the issue's defaults).
+  With `js_needs_wasserstein`, a JS hit must also move normalised Wasserstein past
+  wasserstein_drift: the mass moved across the reference deciles (JS) AND moved far in units of the
+  reference std. A pure reshuffle inside tiny ranges then no longer counts, and a handful of
+  extreme values (which inflate Wasserstein alone) stays an out-of-range quality issue.
 * categorical (and binary): drift when PSI >= psi_drift or Jensen-Shannon >= js_drift.
 * warning: not drift, but PSI >= psi_warning or any single distance crossed its drift threshold.
 
@@ -32,8 +32,8 @@ NULL_RATE_TOLERANCE = 0.05  # absolute rise in null rate that counts as a qualit
 OUT_OF_RANGE_TOLERANCE = 0.01  # share of values outside the training range that is an issue
 UNSEEN_TOLERANCE = 0.0  # any unseen category is reported
 RULE = (
-    "numeric: PSI >= psi_drift or (JS >= js_drift and normalised Wasserstein >= "
-    "wasserstein_drift); "
+    "numeric: PSI >= psi_drift or JS >= js_drift (with js_needs_wasserstein: JS only together "
+    "with normalised Wasserstein >= wasserstein_drift); "
     "categorical: PSI >= psi_drift or JS >= js_drift; dataset: share drifted >= dataset_drift_share"
 )
 
@@ -46,6 +46,7 @@ class Thresholds(BaseModel):
     js_drift: float
     wasserstein_drift: float
     dataset_drift_share: float
+    js_needs_wasserstein: bool = False
 
     @classmethod
     def from_settings(cls, settings: MonitoringSettings) -> Thresholds:
@@ -55,6 +56,7 @@ class Thresholds(BaseModel):
             js_drift=settings.js_drift,
             wasserstein_drift=settings.wasserstein_drift,
             dataset_drift_share=settings.dataset_drift_share,
+            js_needs_wasserstein=settings.js_needs_wasserstein,
         )
 
 
@@ -170,7 +172,10 @@ def _decide(
         reasons.append(f"JS {js:.3f} >= {thresholds.js_drift}")
     if w_hit:
         reasons.append(f"Wasserstein {wasserstein:.3f} >= {thresholds.wasserstein_drift}")
-    distance_drift = js_hit and (w_hit or wasserstein is None)
+    # The issue's rule is PSI or JS; optionally a numeric JS hit must be confirmed by Wasserstein
+    # (a few far outliers move JS but barely move mass: they are an out-of-range quality issue).
+    needs_w = thresholds.js_needs_wasserstein and wasserstein is not None
+    distance_drift = js_hit and (w_hit or not needs_w)
     if psi >= thresholds.psi_drift or distance_drift:
         return "drift", reasons
     if psi >= thresholds.psi_warning:

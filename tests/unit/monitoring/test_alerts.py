@@ -104,6 +104,31 @@ def test_unreachable_webhook_is_logged_not_raised(
     assert "webhook" in caplog.text
 
 
+def test_undelivered_alert_is_posted_on_the_next_check(
+    webhook: tuple[str, list[dict[str, Any]]],
+    reference: MonitoringReference,
+    settings: MonitoringSettings,
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = tmp_path / "s.json"
+    drifting = _report(reference, settings, drift=True, seed=53)
+    failed = AlertManager(state, webhook_url=f"http://127.0.0.1:{port}/", timeout=1).process(
+        drifting
+    )
+    assert failed and all(e.delivered is False for e in failed)
+    url, received = webhook
+    manager = AlertManager(state, webhook_url=url, timeout=5)
+    retried = manager.process(drifting)
+    assert {e.kind for e in retried} == {e.kind for e in failed}
+    assert all(e.delivered for e in retried)
+    assert len(received) == len(failed)
+    assert manager.process(drifting) == []  # delivered now: the same incident is not re-sent
+    assert len(received) == len(failed)
+
+
 def test_no_webhook_still_logs(
     reference: MonitoringReference,
     settings: MonitoringSettings,

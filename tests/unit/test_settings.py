@@ -1,0 +1,57 @@
+"""Settings: file < environment < explicit overrides, and paths that do not depend on the cwd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from churnops.errors import ConfigError
+from churnops.settings import get_settings
+
+
+def test_params_file_then_environment_then_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("training:\n  seed: 1\n  cv_folds: 3\nregistry:\n  model_name: from-file\n")
+    monkeypatch.setenv("CHURNOPS_TRAINING__SEED", "2")
+    settings = get_settings(params, **{"registry.model_name": "from-flag"})
+    assert settings.training.seed == 2  # env beats the file
+    assert settings.training.cv_folds == 3  # the file beats defaults
+    assert settings.registry.model_name == "from-flag"  # flags beat everything
+
+
+def test_bad_config_is_one_readable_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        get_settings(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("risk_bands:\n  medium: 0.8\n  high: 0.5\n")
+    with pytest.raises(ConfigError, match="risk_bands"):
+        get_settings(bad)
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        get_settings(tmp_path / "list.yaml")
+
+
+def test_spool_and_keys_live_under_home_whatever_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHURNOPS_HOME", str(tmp_path / "home"))
+    paths = set()
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        settings = get_settings()
+        paths.add(
+            (
+                settings.resolved_spool_path(),
+                settings.resolved_keys_file(),
+                settings.resolved_database_url(),
+            )
+        )
+    assert len(paths) == 1  # a restart from another folder finds the same spool and keys
+    spool, keys, database = paths.pop()
+    assert spool == str(tmp_path / "home" / "spool.jsonl")
+    assert keys == str(tmp_path / "home" / "api_keys.json")
+    assert database.endswith(str(tmp_path / "home" / "predictions.db"))
