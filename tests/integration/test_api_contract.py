@@ -271,6 +271,12 @@ def test_feedback_idempotent(client: TestClient, record: dict[str, Any], home: P
         store.close()
 
 
+def test_feedback_for_an_unknown_prediction_is_404(client: TestClient) -> None:
+    answer = client.post("/feedback", json={"prediction_id": "never-served", "label": 1})
+    assert answer.status_code == 404
+    assert answer.json()["detail"][0]["field"] == "prediction_id"
+
+
 @pytest.mark.parametrize(
     "body",
     [{"label": 1}, {"prediction_id": "x", "label": 2}, {"prediction_id": "x", "label": 1, "z": 0}],

@@ -163,6 +163,14 @@ def test_stored_equals_served_across_database_outage(
 
                 proxy.cut()  # the database goes away
                 served += _serve(client, record, 20) + _batch(client, record, 30)
+                # Labels sent meanwhile are spooled too: one for a stored prediction, one for a
+                # prediction that is itself still spooled.
+                for prediction_id in (served[0], served[15]):
+                    answer = client.post(
+                        "/feedback", json={"prediction_id": prediction_id, "label": 1}
+                    )
+                    assert answer.status_code == 202, answer.text
+                    assert answer.json()["status"] == "queued"
                 ready = client.get("/ready").json()
                 assert ready["status"] == "degraded", ready
                 assert "store_unreachable" in ready["degraded"]
@@ -175,6 +183,7 @@ def test_stored_equals_served_across_database_outage(
 
                 proxy.start()  # back: the spool is replayed
                 assert wait_for(lambda: direct.count_predictions() == 60, timeout=30)
+                assert wait_for(lambda: direct.count_feedback(attached_only=True) == 2, timeout=30)
                 assert wait_for(lambda: client.get("/ready").json()["status"] == "ok")
                 served += _serve(client, record, 5)
                 assert wait_for(lambda: direct.count_predictions() == 65)

@@ -26,6 +26,7 @@ from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
 from churnops.settings import Settings
 from churnops.store import AsyncWriter, FeedbackRecord, PredictionStore, WriterState
+from churnops.store.writer import is_outage
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ PREDICT_ROUTES = ("/predict", "/predict/batch", "/feedback")
 READY_PING_TTL_SECONDS = 1.0
 MONITORING_TTL_SECONDS = 30.0
 MAX_SPOOL_SLOTS = 64
+
+
+class UnknownPredictionError(LookupError):
+    """Feedback names a prediction id this service never stored."""
 
 
 def claim_spool_path(base: str | Path) -> tuple[Path, IO[str] | None]:
@@ -225,12 +230,30 @@ class ServiceState:
         self._ping = (time.monotonic(), ok)
         return ok
 
-    def write_feedback(self, record: FeedbackRecord) -> int:
-        """Store feedback now (after queued predictions, so it can attach to them)."""
+    def write_feedback(self, record: FeedbackRecord) -> str:
+        """Store feedback now (after queued predictions, so it can attach to them).
+
+        Returns "recorded", or "queued" when the database is down and the label was spooled for
+        replay. Raises UnknownPredictionError for a prediction id that was never served.
+        """
         if self.store is None or self.writer is None:
             raise StoreError("prediction store is not open")
-        self.writer.flush(timeout=5.0)
-        return self.store.write_feedback([record])
+        flushed = self.writer.flush(timeout=5.0)
+        try:
+            if (
+                flushed
+                and record.prediction_id is not None
+                and not self.writer.degraded
+                and not self.store.has_prediction(record.prediction_id)
+            ):
+                raise UnknownPredictionError(record.prediction_id)
+            self.store.write_feedback([record])
+        except StoreError as exc:
+            if not is_outage(exc):
+                raise
+            self.writer.spool_feedback([record])
+            return "queued"
+        return "recorded"
 
     def refresh_monitoring(self) -> None:
         """Feed the latest stored monitoring report to the drift gauges (at most every 30 s)."""

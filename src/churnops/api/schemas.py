@@ -68,7 +68,7 @@ class FeedbackIn(BaseModel):
 
 
 class FeedbackOut(BaseModel):
-    status: Literal["recorded"]
+    status: Literal["recorded", "queued"]  # queued (202): database down, spooled for replay
     prediction_id: str | None
     customer_id: str | None
     label: int

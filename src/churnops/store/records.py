@@ -158,6 +158,21 @@ class FeedbackRecord:
         if self.customer_id is not None:
             object.__setattr__(self, "customer_id", str(self.customer_id))
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """The spool line format (timestamp as ISO string)."""
+        return {
+            "label": self.label,
+            "prediction_id": self.prediction_id,
+            "customer_id": self.customer_id,
+            "received_at": self.received_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> FeedbackRecord:
+        values = dict(data)
+        values["received_at"] = _parse_datetime(values["received_at"])
+        return cls(**values)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BatchRun:

@@ -8,8 +8,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from churnops.store.records import PredictionRecord
+from churnops.store.records import FeedbackRecord, PredictionRecord
+
+SpoolRecord = PredictionRecord | FeedbackRecord
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +27,16 @@ class Spool:
     which the store ignores (prediction ids are unique). Thread-safe.
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int,
+        record_type: type[SpoolRecord] = PredictionRecord,
+    ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
+        self.record_type = record_type
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
@@ -77,7 +87,7 @@ class Spool:
         """True when not even a small record would fit any more."""
         return self.size_bytes >= self.max_bytes - 256
 
-    def append(self, records: Sequence[PredictionRecord]) -> int:
+    def append(self, records: Sequence[SpoolRecord]) -> int:
         """Append as many records as fit under `max_bytes`; returns how many were written.
 
         Raises OSError when the file cannot be written at all (nothing was accepted then).
@@ -105,9 +115,9 @@ class Spool:
             self._bytes = size
             return len(lines)
 
-    def _parse(self, line: bytes) -> PredictionRecord | None:
+    def _parse(self, line: bytes) -> SpoolRecord | None:
         try:
-            return PredictionRecord.from_json_dict(json.loads(line))
+            return self.record_type.from_json_dict(json.loads(line))
         except (ValueError, TypeError, KeyError) as exc:
             self.corrupt_lines += 1
             logger.error("skipping unreadable line in prediction spool %s: %s", self.path, exc)
@@ -124,7 +134,7 @@ class Spool:
         self._records = sum(1 for line in remaining if line.strip())
         self._bytes = sum(len(line) for line in remaining)
 
-    def replay(self, write: Callable[[list[PredictionRecord]], object], *, batch_size: int) -> int:
+    def replay(self, write: Callable[[list[Any]], object], *, batch_size: int) -> int:
         """Feed the spooled records to `write` in batches, oldest first; returns how many.
 
         If `write` raises, the unwritten records stay in the spool and the exception propagates.

@@ -421,6 +421,14 @@ class PredictionStore:
         with self._connect("count predictions") as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a prediction with this id is stored."""
+        stmt = select(PREDICTIONS.c.prediction_id).where(
+            PREDICTIONS.c.prediction_id == prediction_id
+        )
+        with self._connect("look up a prediction") as conn:
+            return conn.execute(stmt.limit(1)).first() is not None
+
     def count_feedback(self, *, attached_only: bool = False) -> int:
         """Number of stored feedback rows (only those tied to a prediction, if asked)."""
         stmt = select(func.count()).select_from(FEEDBACK)

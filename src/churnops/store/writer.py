@@ -39,7 +39,7 @@ from sqlalchemy.exc import (
 )
 
 from churnops.errors import StoreError
-from churnops.store.records import PredictionRecord
+from churnops.store.records import FeedbackRecord, PredictionRecord
 from churnops.store.spool import Spool
 from churnops.store.store import PredictionStore
 
@@ -76,6 +76,7 @@ class WriterState:
     reason: str | None
     queue_depth: int
     spooled_records: int
+    spooled_feedback: int
     spool_bytes: int
     written_records: int
     replayed_records: int
@@ -113,6 +114,13 @@ class AsyncWriter:
             raise ValueError("flush_interval and reconnect_interval must be positive")
         self.store = store
         self.spool = Spool(spool_path, max_bytes=spool_max_bytes)
+        # Labels sent during an outage wait beside the predictions and are replayed after them,
+        # so a label can attach to a prediction that was itself spooled.
+        self.feedback_spool = Spool(
+            Path(str(spool_path) + ".feedback.jsonl"),
+            max_bytes=spool_max_bytes,
+            record_type=FeedbackRecord,
+        )
         self.rejected_path = Path(str(spool_path) + ".rejected.jsonl")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -252,7 +260,8 @@ class AsyncWriter:
             reason="; ".join(reasons) or None,
             queue_depth=queue_depth,
             spooled_records=self.spool.records,
-            spool_bytes=self.spool.size_bytes,
+            spooled_feedback=self.feedback_spool.records,
+            spool_bytes=self.spool.size_bytes + self.feedback_spool.size_bytes,
             written_records=self._written,
             replayed_records=self._replayed,
             write_errors=self._write_errors,
@@ -340,6 +349,8 @@ class AsyncWriter:
                 self._try_reconnect()
             if self._db_ok and not self._stopping and self.spool.records:
                 self._replay_spool()
+            if self._db_ok and not self._stopping and self.feedback_spool.records:
+                self._replay_feedback()
             if not batch:
                 return
             if self._db_ok:
@@ -422,6 +433,39 @@ class AsyncWriter:
         if replayed:
             logger.warning("replayed %d spooled prediction(s) into the store", replayed)
         self._spool_full = self.spool.full
+
+    def spool_feedback(self, records: list[FeedbackRecord]) -> int:
+        """Keep labels that could not be stored now (database down); returns how many were kept.
+
+        Raises StoreError when the spool cannot take them, so the caller can answer 503.
+        """
+        try:
+            kept = self.feedback_spool.append(records)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write feedback spool {self.feedback_spool.path}: {exc}"
+            ) from exc
+        if kept < len(records):
+            raise StoreError(f"feedback spool {self.feedback_spool.path} is full")
+        with self._cond:
+            self._cond.notify_all()  # let the loop try to reconnect and replay
+        return kept
+
+    def _replay_feedback(self) -> None:
+        if self.spool.records:
+            return  # predictions first: spooled labels may refer to them
+        try:
+            replayed = self.feedback_spool.replay(
+                self.store.write_feedback, batch_size=self.batch_size
+            )
+        except StoreError as exc:
+            self._mark_outage(exc)
+            return
+        except OSError as exc:
+            logger.error("cannot read feedback spool %s: %s", self.feedback_spool.path, exc)
+            return
+        if replayed:
+            logger.warning("replayed %d spooled feedback record(s) into the store", replayed)
 
     def _write_for_replay(self, batch: list[PredictionRecord]) -> None:
         self._write(batch)
