@@ -319,3 +319,58 @@ def test_engine_is_independent_of_chunking(trained_model: TrainedModel, tmp_path
         assert result.summary.risk_levels == results[0][0].summary.risk_levels
     populations = [r.population for r, _ in results]
     assert populations[0].scores.hist == populations[2].scores.hist
+
+
+def test_tables_are_checked_against_the_booster_and_can_fall_back(
+    trained_model: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    from xgboost import XGBClassifier
+
+    from churnops.modeling.scorer import Scorer
+
+    # The champion's preprocessing with a shallow XGBoost (the kind tuning picks for this data).
+    base, _ = load_scorer(trained_model.champion_uri)
+    bundle = copy.deepcopy(base.bundle)
+    frame = trained_model.frame
+    matrix = base.encoder.encode_frame(frame, np.float32)
+    target = (frame[bundle.schema.target].astype(str) == bundle.schema.positive_label).to_numpy()
+    shallow = XGBClassifier(n_estimators=300, max_depth=2, learning_rate=0.05, random_state=0)
+    shallow.fit(matrix, target.astype(int))
+    bundle.pipeline.steps[-1] = ("classifier", shallow)
+    scorer = Scorer(bundle)
+    identity = model_identity(trained_model.champion_uri, trained_model.client)
+    source = tmp_path / "customers.parquet"
+    frame.to_parquet(source, index=False)
+    expected = scorer.score_frame(frame)
+
+    fast = BatchScorer(scorer, identity, BatchOptions(chunk_rows=2000))
+    result = fast.run(str(source), str(tmp_path / "fast.parquet"))
+    assert result.summary.predictor == "tables"
+    got = pd.read_parquet(tmp_path / "fast.parquet")
+    np.testing.assert_allclose(got["churn_probability"], expected.probability, atol=1e-6, rtol=0)
+    # Decisions are the booster's exactly, also for rows next to the threshold or a band.
+    assert got["will_churn"].tolist() == expected.will_churn.tolist()
+    assert got["risk_level"].astype(str).tolist() == expected.risk_level.tolist()
+
+    # Put the threshold exactly on a booster probability the tables put just below it: only the
+    # rescoring of near-cut rows keeps that customer's decision the booster's.
+    ours = fast._probability(*fast._encode_parts(frame))
+    below = np.flatnonzero(ours < expected.probability)
+    assert below.size
+    row = int(below[0])
+    scorer.threshold = float(expected.probability[row])
+    on_cut = BatchScorer(scorer, identity, BatchOptions())
+    _, will_churn, _ = on_cut._predict(frame)
+    assert bool(will_churn[row]) is True
+    assert will_churn.tolist() == (expected.probability >= scorer.threshold).tolist()
+    scorer.threshold = bundle.threshold
+
+    # A run whose first chunk disagrees beyond the tolerance scores everything with the booster.
+    monkeypatch.setattr("churnops.scoring.batch.TOLERANCE", -1.0)
+    slow = BatchScorer(scorer, identity, BatchOptions(chunk_rows=2000))
+    result = slow.run(str(source), str(tmp_path / "slow.parquet"))
+    assert result.summary.predictor == "booster"
+    exact = pd.read_parquet(tmp_path / "slow.parquet")
+    np.testing.assert_array_equal(exact["churn_probability"], expected.probability)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,26 +243,9 @@ class TreeTables:
             total += table.values.take(index)
         return total
 
-    def proba(
-        self, numeric: np.ndarray, codes: np.ndarray, *, pool: ThreadPoolExecutor | None = None
-    ) -> np.ndarray:
-        """P(positive) per row (float64); with a pool, row halves are scored in parallel."""
-        n_rows = numeric.shape[1] if numeric.ndim == 2 else codes.shape[1]
-        if pool is None or n_rows < 20_000:
-            return _sigmoid(self.margin(self.states(numeric, codes)))
-        middle = n_rows // 2
-        parts = [(0, middle), (middle, n_rows)]
-        futures = [
-            pool.submit(
-                lambda lo, hi: _sigmoid(
-                    self.margin(self.states(numeric[:, lo:hi], codes[:, lo:hi]))
-                ),
-                lo,
-                hi,
-            )
-            for lo, hi in parts
-        ]
-        return np.concatenate([f.result() for f in futures])
+    def proba(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """P(positive) per row (float64) from the encoder's parts (see `states`)."""
+        return _sigmoid(self.margin(self.states(numeric, codes)))
 
 
 def _sigmoid(margin: np.ndarray) -> np.ndarray:

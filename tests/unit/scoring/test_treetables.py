@@ -46,14 +46,10 @@ def test_tables_match_booster(fitted: Fitted, depth: int) -> None:
     ours = tables.proba(numeric, codes)
     theirs = booster.inplace_predict(encoder.assemble(numeric, codes)).astype(np.float64)
     assert np.max(np.abs(ours - theirs)) <= TOLERANCE
-    # Half the rows on each of two threads gives the same numbers.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(2) as pool:
-        np.testing.assert_array_equal(
-            tables.proba(np.repeat(numeric, 4, 1), np.repeat(codes, 4, 1), pool=pool),
-            np.repeat(ours, 4),
-        )
+    # Chunking does not change anything: the same rows give the same numbers in any batch.
+    np.testing.assert_array_equal(
+        tables.proba(numeric[:, 100:200], codes[:, 100:200]), ours[100:200]
+    )
 
 
 def test_unsupported_models_give_none(fitted: Fitted) -> None:
