@@ -279,7 +279,13 @@ def test_feedback_for_an_unknown_prediction_is_404(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"label": 1}, {"prediction_id": "x", "label": 2}, {"prediction_id": "x", "label": 1, "z": 0}],
+    [
+        {"label": 1},
+        {"prediction_id": "x", "label": 2},
+        {"prediction_id": "x", "label": True},
+        {"prediction_id": "x", "label": 1.0},
+        {"prediction_id": "x", "label": 1, "z": 0},
+    ],
 )
 def test_feedback_bad_input(client: TestClient, body: dict[str, Any]) -> None:
     _error(client.post("/feedback", json=body), 422)

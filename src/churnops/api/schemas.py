@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from churnops.api.contract import IdValue
 
@@ -58,7 +58,8 @@ class FeedbackIn(BaseModel):
         | None
     ) = None
     customer_id: IdValue | None = None
-    label: Literal[0, 1] = Field(description="1: the customer churned, 0: stayed")
+    # Strict: `true` or `1.0` are someone's bug upstream, not a label.
+    label: StrictInt = Field(ge=0, le=1, description="1: the customer churned, 0: stayed")
 
     @model_validator(mode="after")
     def _some_id(self) -> FeedbackIn:
