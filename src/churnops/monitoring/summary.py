@@ -426,7 +426,8 @@ def _update_numeric(
     summary.below_range += int(np.searchsorted(finite, low, side="left"))
     summary.above_range += int(finite.size - np.searchsorted(finite, high, side="right"))
     summary.total += float(finite.sum())
-    summary.total_sq += float(np.dot(finite, finite))
+    # Not np.dot: BLAS would wake its thread pool, whose threads then spin on both cores.
+    summary.total_sq += float(np.square(finite).sum())
     first, last = float(finite[0]), float(finite[-1])
     summary.min = first if summary.min is None else min(summary.min, first)
     summary.max = last if summary.max is None else max(summary.max, last)
