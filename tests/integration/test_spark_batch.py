@@ -91,6 +91,7 @@ def test_spark_equals_pandas_engine(
     # Same input fingerprint (the file's bytes) and the same population profile as pandas'.
     assert summary["input_fingerprint"] == pandas_result.summary.input_fingerprint
     assert summary["input_fingerprint"].startswith("sha256-file:")
+    assert summary["predictor"] == pandas_result.summary.predictor
     ours, theirs = result.population, pandas_result.population
     assert ours is not None and theirs is not None
     assert ours.n_rows == theirs.n_rows == len(trained_model.frame)

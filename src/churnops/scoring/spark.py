@@ -389,8 +389,19 @@ def score_with_spark(
         fingerprint=fingerprint.value() if fingerprint is not None else None,
         engine_name="spark",
     )
+    summary.predictor = _expected_predictor(bundle, options)
     write_summary(summary, summary_path)
     return BatchResult(summary=summary, population=population)
+
+
+def _expected_predictor(bundle: ModelBundle, options: BatchOptions) -> str:
+    """What the workers score with: the tables when they can be built (each worker still checks
+    them against the booster on its first batch and falls back on its own), else the booster."""
+    from churnops.modeling.scorer import Scorer
+
+    if not options.tables:
+        return "booster"
+    return BatchScorer(Scorer(bundle), ModelIdentity("", "", ""), options).predictor_name
 
 
 def spark_input_fingerprint(source: str) -> Any | None:
