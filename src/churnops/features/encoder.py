@@ -135,11 +135,11 @@ class FastEncoder:
         if distinct is None:  # mixed Python types: every value turned into text
             text = series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str)
             return np.asarray(
-                pd.Categorical(text, categories=list(block.index)).codes, dtype=np.int64
+                pd.Categorical(text, categories=list(block.index)).codes, dtype=np.int32
             )
         # Each distinct value is looked up once (a column has a handful, a chunk 250,000 rows).
         codes, values = distinct
-        lookup = np.empty(len(values) + 1, dtype=np.int64)
+        lookup = np.empty(len(values) + 1, dtype=np.int32)
         for i, value in enumerate(values):
             lookup[i] = block.index.get(str(value), -1)
         lookup[-1] = block.index.get(MISSING_CATEGORY, -1)  # code -1 (null) reads the last slot
@@ -147,7 +147,7 @@ class FastEncoder:
 
     def category_codes(self, frame: pd.DataFrame) -> np.ndarray:
         """(blocks x rows): offset of each row's category within its one-hot block, -1 unknown."""
-        out = np.empty((len(self.categorical), len(frame)), dtype=np.int64)
+        out = np.empty((len(self.categorical), len(frame)), dtype=np.int32)
         for b, block in enumerate(self.categorical):
             out[b] = self._block_codes(frame[block.name], block)
         return out

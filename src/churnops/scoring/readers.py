@@ -84,7 +84,9 @@ class ParquetReader:
             )
             and (self.categorical is None or name in self.categorical)
         ]
-        file = pq.ParquetFile(self.path, read_dictionary=strings)
+        # No pre-buffering: it keeps whole column chunks cached per row group and makes memory
+        # creep with the file size (it pays off on object stores, not on local files).
+        file = pq.ParquetFile(self.path, read_dictionary=strings, pre_buffer=False)
         batches = file.iter_batches(batch_size=self.chunk_rows, columns=wanted)
         frames = (pa.Table.from_batches([b]).to_pandas(self_destruct=True) for b in batches)
         yield from _rechunk(frames, self.chunk_rows)
