@@ -237,7 +237,7 @@ def run_monitor(
     uri = model_uri or settings.champion_uri()
     identity = model_identity(uri, client)
     with err_console.status("loading the model"):
-        scorer, _ = load_scorer(uri)
+        scorer, _ = load_scorer(identity.pinned_uri)  # the version recorded is the one used
     reference = _reference(scorer, reference_file)
     parts = WindowParts(reference=reference, period=period.value)
 

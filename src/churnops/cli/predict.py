@@ -157,7 +157,7 @@ def predict_command(
                     result = score_with_spark(
                         source,
                         destination,
-                        model_uri=uri,
+                        model_uri=identity.pinned_uri,
                         model=identity,
                         options=options,
                         rejects=rejects,
@@ -166,7 +166,7 @@ def predict_command(
             else:
                 from churnops.modeling.pyfunc import load_scorer
 
-                scorer, _ = load_scorer(uri)
+                scorer, _ = load_scorer(identity.pinned_uri)
                 started = time.perf_counter()
                 progress = Progress(
                     SpinnerColumn(),

@@ -60,6 +60,13 @@ class ModelIdentity:
     version: str
     uri: str
 
+    @property
+    def pinned_uri(self) -> str:
+        """The resolved version's URI: loading it cannot race an alias move mid-run."""
+        if self.uri.startswith("models:/") and self.version.isdigit():
+            return f"models:/{self.name}/{self.version}"
+        return self.uri
+
 
 @dataclass(frozen=True)
 class BatchOptions:

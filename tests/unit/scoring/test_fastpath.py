@@ -109,3 +109,17 @@ def test_mutations_that_must_be_rejected_are(fitted: Fitted) -> None:
             errors = row_errors(changed, fitted.schema)
             assert errors is not None, name
             assert list(np.flatnonzero((errors != "").to_numpy())) == [3], name
+
+
+def test_alias_is_pinned_to_the_resolved_version() -> None:
+    """Batch and monitor load exactly the version they record, even if the alias moves."""
+    from churnops.scoring.batch import ModelIdentity
+
+    assert ModelIdentity("churn", "7", "models:/churn@champion").pinned_uri == "models:/churn/7"
+    assert ModelIdentity("churn", "champion", "models:/churn@champion").pinned_uri == (
+        "models:/churn@champion"
+    )  # unresolved: the loader reports the unknown alias
+    assert (
+        ModelIdentity("runs:/x/model", "unregistered", "runs:/x/model").pinned_uri
+        == "runs:/x/model"
+    )
