@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -12,10 +13,21 @@ from churnops.cli.console import cli_errors, out_console
 from churnops.cli.options import ConfigOption
 from churnops.settings import get_settings
 
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
 app = typer.Typer(
     help="List, promote and roll back registered model versions.", no_args_is_help=True
 )
 NameOption = typer.Option(None, "--model-name", help="Registered model name (default from config).")
+
+
+def _registry(config: Path | None, model_name: str | None) -> tuple[MlflowClient, str]:
+    """The MLflow client of the configured store, and the model name to act on."""
+    from churnops.modeling.tracking import configure_tracking
+
+    settings = get_settings(config)
+    return configure_tracking(settings), model_name or settings.registry.model_name
 
 
 @app.command("list")
@@ -26,12 +38,9 @@ def list_command(
 ) -> None:
     """Versions with aliases and key metrics, newest first."""
     from churnops.modeling import registry
-    from churnops.modeling.tracking import configure_tracking
 
     with cli_errors():
-        settings = get_settings(config)
-        name = model_name or settings.registry.model_name
-        client = configure_tracking(settings)
+        client, name = _registry(config, model_name)
         versions = registry.list_versions(client, name=name)
         if as_json:
             typer.echo(json.dumps([v.__dict__ for v in versions]))
@@ -71,12 +80,9 @@ def promote_command(
 ) -> None:
     """Make VERSION the champion (the previous champion is remembered for rollback)."""
     from churnops.modeling import registry
-    from churnops.modeling.tracking import configure_tracking
 
     with cli_errors():
-        settings = get_settings(config)
-        name = model_name or settings.registry.model_name
-        client = configure_tracking(settings)
+        client, name = _registry(config, model_name)
         promoted = registry.promote(client, name=name, version=version, why=why)
         out_console.print(f"{name} v{promoted.version} is now [bold]champion[/]")
 
@@ -89,11 +95,8 @@ def rollback_command(
 ) -> None:
     """Give the champion alias back to the previous champion."""
     from churnops.modeling import registry
-    from churnops.modeling.tracking import configure_tracking
 
     with cli_errors():
-        settings = get_settings(config)
-        name = model_name or settings.registry.model_name
-        client = configure_tracking(settings)
+        client, name = _registry(config, model_name)
         restored = registry.rollback(client, name=name, why=why)
         out_console.print(f"{name} v{restored.version} is champion again")

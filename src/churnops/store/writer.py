@@ -22,11 +22,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy.exc import (
     DBAPIError,
@@ -422,17 +422,21 @@ class AsyncWriter:
         self._reason = None
 
     def _replay_spool(self) -> None:
+        self._replay(self.spool, self._write_for_replay, "prediction")
+        self._spool_full = self.spool.full
+
+    def _replay(self, spool: Spool, write: Callable[[list[Any]], object], what: str) -> None:
+        """Move a spool's records into the store; an outage stops it where it got to."""
         try:
-            replayed = self.spool.replay(self._write_for_replay, batch_size=self.batch_size)
+            replayed = spool.replay(write, batch_size=self.batch_size)
         except StoreError as exc:
             self._mark_outage(exc)
             return
         except OSError as exc:
-            logger.error("cannot read prediction spool %s: %s", self.spool.path, exc)
+            logger.error("cannot read %s spool %s: %s", what, spool.path, exc)
             return
         if replayed:
-            logger.warning("replayed %d spooled prediction(s) into the store", replayed)
-        self._spool_full = self.spool.full
+            logger.warning("replayed %d spooled %s record(s) into the store", replayed, what)
 
     def spool_feedback(self, records: list[FeedbackRecord]) -> int:
         """Keep labels that could not be stored now (database down); returns how many were kept.
@@ -454,18 +458,7 @@ class AsyncWriter:
     def _replay_feedback(self) -> None:
         if self.spool.records:
             return  # predictions first: spooled labels may refer to them
-        try:
-            replayed = self.feedback_spool.replay(
-                self.store.write_feedback, batch_size=self.batch_size
-            )
-        except StoreError as exc:
-            self._mark_outage(exc)
-            return
-        except OSError as exc:
-            logger.error("cannot read feedback spool %s: %s", self.feedback_spool.path, exc)
-            return
-        if replayed:
-            logger.warning("replayed %d spooled feedback record(s) into the store", replayed)
+        self._replay(self.feedback_spool, self.store.write_feedback, "feedback")
 
     def _write_for_replay(self, batch: list[PredictionRecord]) -> None:
         self._write(batch)
