@@ -15,7 +15,11 @@ M = TypeVar("M", bound=BaseModel)
 
 def check_json_content_type(request: Request) -> None:
     """Only `application/json` (or `application/*+json`) bodies are accepted."""
-    content_type = request.headers.get("content-type", "")
+    check_json_media(request.headers.get("content-type", ""))
+
+
+def check_json_media(content_type: str) -> None:
+    """415 unless the Content-Type header value is JSON."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
@@ -41,7 +45,12 @@ async def parse_body(
 ) -> M:
     """Validate the JSON body against `model`; 400/415/422/413 with field and reason otherwise."""
     check_json_content_type(request)
-    body = await request.body()
+    return validate_body(await request.body(), model, allowed=allowed)
+
+
+def validate_body(
+    body: bytes, model: type[M], *, allowed: Mapping[str, list[Any]] | None = None
+) -> M:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

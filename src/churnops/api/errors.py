@@ -212,6 +212,11 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 async def _churnops_error(_: Request, exc: Exception) -> Response:
+    return churnops_error_response(exc)
+
+
+def churnops_error_response(exc: Exception) -> Response:
+    """A deliberate churnops error as a 4xx/503 in the common JSON shape."""
     if isinstance(exc, ModelNotFoundError):
         return error_response(ApiError(503, "model_not_loaded", str(exc)))
     if isinstance(exc, StoreError):
@@ -221,7 +226,12 @@ async def _churnops_error(_: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return unexpected_error_response(request.method, request.url.path)
+
+
+def unexpected_error_response(method: str, path: str) -> Response:
+    """Log the traceback for operators; the client gets no internals."""
+    logger.exception("unexpected error on %s %s", method, path)
     return error_response(ApiError(500, "internal_error", "internal error; see the server log"))
 
 

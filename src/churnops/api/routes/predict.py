@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from churnops.api.body import parse_body
+from churnops.api.body import check_json_content_type, parse_body, validate_body
 from churnops.api.contract import record_of
 from churnops.api.deps import ServiceState
 from churnops.api.errors import json_response
@@ -103,11 +103,19 @@ def _request_id(request: Request) -> str | None:
     openapi_extra={"x-churnops-body": "customer"},
 )
 async def predict(request: Request) -> Response:
+    # Normally answered by `predict_one` straight from the serving middleware (no router); this
+    # route documents /predict in OpenAPI and serves apps built without that middleware.
     service: ServiceState = request.app.state.service
+    check_json_content_type(request)
+    return predict_one(service, await request.body(), request_id=_request_id(request))
+
+
+def predict_one(service: ServiceState, body: bytes, *, request_id: str | None) -> Response:
+    """Validate one customer's JSON, score it, enqueue the store write, build the response."""
     model = service.require_model()
-    item = await parse_body(request, model.contract.customer, allowed=model.contract.allowed)
+    item = validate_body(body, model.contract.customer, allowed=model.contract.allowed)
     record = record_of(item, model.contract)
-    results, _ = score_records(service, model, [record], request_id=_request_id(request))
+    results, _ = score_records(service, model, [record], request_id=request_id)
     return json_response(results[0])
 
 
