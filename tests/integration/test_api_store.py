@@ -5,9 +5,6 @@ The outage is real: the API talks to PostgreSQL through a TCP proxy the test cut
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from churnops.api.app import create_app
 from churnops.settings import Settings
 from churnops.store import PredictionStore
 from tests.conftest import TrainedModel
+from tests.conftest_store import TcpProxy
 from tests.integration.test_api_support import (
     api_settings,
     example_record,
@@ -27,67 +25,6 @@ from tests.integration.test_api_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new ones."""
-
-    def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
-        self.target = target
-        self.port = port or free_port()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-
-    def start(self) -> TcpProxy:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(OSError):  # wakes the blocked accept() on Linux
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
 
 def _serve(client: TestClient, record: dict[str, Any], n: int) -> list[str]:
@@ -151,8 +88,10 @@ def test_stored_equals_served_across_database_outage(
 ) -> None:
     record = example_record(trained_model)
     with postgres_database() as direct_url:
-        proxy = TcpProxy(("127.0.0.1", 5432)).start()
-        proxied = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        port = free_port()
+        proxy = TcpProxy(port, ("127.0.0.1", 5432))
+        proxy.start()
+        proxied = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
         settings = _settings(trained_model, tmp_path, proxied)
         direct = PredictionStore(direct_url)
         served: list[str] = []
@@ -161,7 +100,7 @@ def test_stored_equals_served_across_database_outage(
                 served += _serve(client, record, 10)
                 assert wait_for(lambda: direct.count_predictions() == 10)
 
-                proxy.cut()  # the database goes away
+                proxy.stop()  # the database goes away
                 served += _serve(client, record, 20) + _batch(client, record, 30)
                 # Labels sent meanwhile are spooled too: one for a stored prediction, one for a
                 # prediction that is itself still spooled.
@@ -188,7 +127,7 @@ def test_stored_equals_served_across_database_outage(
                 served += _serve(client, record, 5)
                 assert wait_for(lambda: direct.count_predictions() == 65)
 
-                proxy.cut()  # a second outage, and the service restarts during it
+                proxy.stop()  # a second outage, and the service restarts during it
                 served += _serve(client, record, 7)
             assert direct.count_predictions() == 65
 
@@ -200,6 +139,6 @@ def test_stored_equals_served_across_database_outage(
             assert set(direct.read_predictions()["prediction_id"]) == set(served)
             metrics_ok = True
         finally:
-            proxy.cut()
+            proxy.stop()
             direct.close()
         assert metrics_ok

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from churnops.settings import Settings
 from tests.conftest import TrainedModel
+from tests.conftest_store import free_port
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(
@@ -48,12 +49,6 @@ def example_record(trained: TrainedModel) -> dict[str, Any]:
     """The model's first input example as JSON-ready values."""
     row = dict(trained.scorer().bundle.input_example[0])
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
