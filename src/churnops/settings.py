@@ -54,6 +54,9 @@ class BusinessSettings(BaseModel):
         return None not in (self.value_retained, self.offer_cost, self.offer_success_rate)
 
 
+RISK_LEVELS = ("low", "medium", "high")  # in band order: below medium, medium..high, from high
+
+
 class RiskBands(BaseModel):
     """Probability cut points: below `medium` is low, from `high` on is high."""
 

@@ -23,7 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from churnops.modeling.scorer import RISK_LEVELS
+from churnops.settings import RISK_LEVELS
 from churnops.store import WriterState
 
 LATENCY_BUCKETS = (

@@ -20,9 +20,8 @@ from churnops.data.schema import Schema
 from churnops.features.encoder import FastEncoder, Records
 from churnops.modeling.calibration import Calibrator
 from churnops.modeling.predictors import predictor_for
-from churnops.settings import RiskBands
+from churnops.settings import RISK_LEVELS, RiskBands
 
-RISK_LEVELS = ("low", "medium", "high")
 TOP_REASONS = 3
 
 
@@ -95,8 +94,12 @@ class Scorer:
         """Threads for the classifier: 1 for single requests, all cores for batch scoring."""
         self.predictor.set_threads(n)
 
+    def risk_codes(self, probability: np.ndarray) -> np.ndarray:
+        """Index into RISK_LEVELS of each probability (0 low, 1 medium, 2 high)."""
+        return np.searchsorted(self._bands, probability, side="right")
+
     def risk_levels(self, probability: np.ndarray) -> np.ndarray:
-        return self._levels[np.searchsorted(self._bands, probability, side="right")]
+        return self._levels[self.risk_codes(probability)]
 
     def _scores(self, matrix: np.ndarray, value_of: Any | None = None) -> Scores:
         """Scores of encoded rows; with `value_of(i, feature)` also the top reasons per row."""

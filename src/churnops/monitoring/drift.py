@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field
 from churnops.data.schema import MISSING_CATEGORY
 from churnops.monitoring import stats
 from churnops.monitoring.reference import MonitoringReference
-from churnops.monitoring.summary import RISK_LEVELS, CategoricalSummary, WindowSummary
-from churnops.settings import MonitoringSettings
+from churnops.monitoring.summary import CategoricalSummary, WindowSummary
+from churnops.settings import RISK_LEVELS, MonitoringSettings
 
 Status = Literal["ok", "warning", "drift", "no_data"]
 NULL_RATE_TOLERANCE = 0.05  # absolute rise in null rate that counts as a quality issue

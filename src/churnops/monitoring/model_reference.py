@@ -23,24 +23,27 @@ from churnops.monitoring.reference import MonitoringReference
 from churnops.monitoring.summary import PROBABILITY_COLUMN, RISK_COLUMN
 
 if TYPE_CHECKING:
-    from churnops.modeling.scorer import Scorer
+    from churnops.modeling.scorer import ModelBundle, Scorer
 
 
-def training_metrics_of(scorer: Scorer) -> dict[str, float]:
+def training_metrics_of(bundle: ModelBundle) -> dict[str, float]:
     """The model's held-out test metrics: what a window's performance is compared against."""
-    test = scorer.bundle.metrics.get("test", {})
+    test = bundle.metrics.get("test", {})
     return {str(k): float(v) for k, v in test.items() if isinstance(v, int | float)}
 
 
-def reference_from_scorer(scorer: Scorer) -> MonitoringReference:
-    """The reference the model carries (same fingerprint as the batch scorer's summaries)."""
-    bundle = scorer.bundle
+def reference_from_bundle(bundle: ModelBundle) -> MonitoringReference:
+    """The reference the model carries: the monitor and every batch run's summary use this one."""
     return MonitoringReference(
         profile=bundle.profile,
         schema=bundle.schema,
         threshold=float(bundle.threshold),
-        training_metrics=training_metrics_of(scorer),
+        training_metrics=training_metrics_of(bundle),
     )
+
+
+def reference_from_scorer(scorer: Scorer) -> MonitoringReference:
+    return reference_from_bundle(scorer.bundle)
 
 
 def score_rows(frame: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
@@ -107,7 +110,7 @@ def reference_from_frame(
         profile=profile,
         schema=schema,
         threshold=threshold,
-        training_metrics=training_metrics_of(scorer) if scorer is not None else {},
+        training_metrics=training_metrics_of(scorer.bundle) if scorer is not None else {},
     )
 
 

@@ -24,7 +24,6 @@ PROBABILITY_COLUMN = "churn_probability"
 PREDICTION_COLUMN = "will_churn"
 RISK_COLUMN = "risk_level"
 LABEL_COLUMN = "label"
-RISK_LEVELS = ("low", "medium", "high")
 _TRUE_TEXT = {"1", "1.0", "true", "yes", "y"}
 _FALSE_TEXT = {"0", "0.0", "false", "no", "n"}
 

@@ -26,11 +26,12 @@ import pandas as pd
 from churnops.data.schema import Schema
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Problem
 from churnops.modeling.predictors import XGBoostPredictor
-from churnops.modeling.scorer import RISK_LEVELS, Scorer
+from churnops.modeling.scorer import Scorer
 from churnops.scoring.fastpath import ChunkEncoder, row_errors
 from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, ParquetReader, open_reader
 from churnops.scoring.treetables import TOLERANCE, TreeTables
 from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer, output_kind
+from churnops.settings import RISK_LEVELS
 
 logger = logging.getLogger(__name__)
 
@@ -312,8 +313,7 @@ class BatchScorer:
         self._checked = False
         self.tally: _Tally | None = None  # counts of the current or last run (also when it fails)
         self._level_names = pd.CategoricalDtype(list(RISK_LEVELS))
-        self._bands = np.array([scorer.risk_bands.medium, scorer.risk_bands.high])
-        self._cuts = (scorer.threshold, *self._bands.tolist())
+        self._cuts = (scorer.threshold, scorer.risk_bands.medium, scorer.risk_bands.high)
         scorer.set_threads(options.threads)
 
     @property
@@ -374,8 +374,7 @@ class BatchScorer:
 
     def _decide(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         will_churn = probability >= self.scorer.threshold
-        codes = np.searchsorted(self._bands, probability, side="right")
-        return probability, will_churn, codes
+        return probability, will_churn, self.scorer.risk_codes(probability)
 
     def _predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probability, decision and risk-level code (0 low, 1 medium, 2 high) of clean rows."""
@@ -625,16 +624,10 @@ class BatchScorer:
 
 def empty_population(bundle: Any) -> Any:
     """An empty monitoring WindowSummary against the reference profile inside the model."""
-    from churnops.monitoring.reference import MonitoringReference
+    from churnops.monitoring.model_reference import reference_from_bundle
     from churnops.monitoring.summary import WindowSummary
 
-    reference = MonitoringReference(
-        profile=bundle.profile,
-        schema=bundle.schema,
-        threshold=bundle.threshold,
-        training_metrics=dict(bundle.metrics.get("test", {})),
-    )
-    return WindowSummary.empty(reference)
+    return WindowSummary.empty(reference_from_bundle(bundle))
 
 
 def carried_columns(available: list[str], schema: Schema, options: BatchOptions) -> list[str]:

@@ -39,6 +39,7 @@ from churnops.scoring.batch import (
 )
 from churnops.scoring.fastpath import row_errors
 from churnops.scoring.writers import temporary_path
+from churnops.settings import RISK_LEVELS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -202,7 +203,7 @@ def _score_batches(
                         good[schema.feature_names].assign(
                             churn_probability=probability,
                             will_churn=will_churn,
-                            risk_level=np.asarray(["low", "medium", "high"], dtype=object)[codes],
+                            risk_level=np.asarray(RISK_LEVELS, dtype=object)[codes],
                         )
                     )
                     texts[0] = population.to_json()
