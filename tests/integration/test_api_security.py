@@ -182,3 +182,33 @@ def test_https_with_self_signed_certificate(trained_model: TrainedModel, tmp_pat
         plain = url.replace("https://", "http://")
         with httpx.Client(base_url=plain) as client, pytest.raises(httpx.HTTPError):
             client.get("/health")
+
+
+class _BrokenLimiter:
+    """A limiter whose backend fails in a way nobody planned for."""
+
+    async def hit(self, bucket: str, limit: int) -> Any:
+        raise RuntimeError("limiter exploded")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_unexpected_error_in_the_serving_layer_is_a_json_500(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """The serving layer runs in front of FastAPI's error middleware: it must answer by itself."""
+    settings = api_settings(trained_model, tmp_path, rate_limit_per_minute=5)
+    record = example_record(trained_model)
+    app = create_app(settings, limiter=_BrokenLimiter())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path, body in (("/predict", record), ("/predict/batch", {"customers": [record]})):
+            response = client.post(path, json=body)
+            assert response.status_code == 500
+            assert response.json()["error"] == "internal_error"
+            assert "exploded" not in response.text  # no internals leak to the client
+        assert client.get("/health").status_code == 200  # routes without a limit are unaffected
+        metrics = client.get("/metrics").text
+    assert (
+        'churnops_http_requests_total{method="POST",route="/predict",status="500"} 1.0' in metrics
+    )

@@ -79,17 +79,41 @@ def test_pyfunc_from_registry_equals_in_process_scorer_and_fast_path(
     model = mlflow.pyfunc.load_model(trained_model.champion_uri)
     out = model.predict(frame.drop(columns=["churn"]))
     assert list(out.columns) == ["churn_probability", "will_churn", "risk_level", "reasons"]
-    frame_scores = scorer.score_frame(frame)
-    np.testing.assert_allclose(out["churn_probability"], frame_scores.probability, rtol=0, atol=0)
+    # With reasons every row takes the compiled walk; plain probabilities of 300 rows the booster.
+    frame_scores = scorer.score_frame(frame, reasons=True)
+    np.testing.assert_array_equal(out["churn_probability"], frame_scores.probability)
+    booster = scorer.score_frame(frame).probability
+    np.testing.assert_allclose(out["churn_probability"], booster, rtol=0, atol=1e-6)
     records = json.loads(frame.to_json(orient="records"))
     fast = scorer.score_records(records)
-    np.testing.assert_allclose(fast.probability, frame_scores.probability, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(fast.probability, frame_scores.probability)
     assert list(fast.risk_level) == list(out["risk_level"])
     pipeline = scorer.pipeline_probability(frame)
     np.testing.assert_allclose(pipeline, frame_scores.probability, atol=1e-6)
     reasons = json.loads(out["reasons"].iloc[0])
     assert 1 <= len(reasons) <= 3 and all(r["contribution"] > 0 for r in reasons)
     assert [r.feature for r in fast.reasons[0]] == [r["feature"] for r in reasons]
+
+
+def test_api_rows_equal_the_frame_path_in_any_grouping(trained_model: TrainedModel) -> None:
+    """`score_rows` (the API's plain-Python path) gives the frame path's scores and reasons exactly,
+    whether a customer comes alone, in a small batch or in a large one."""
+    scorer = trained_model.scorer()
+    frame = trained_model.frame.sample(700, random_state=5).drop(columns=["churn"])
+    expected = scorer.score_frame(frame, reasons=True)
+    assert expected.reasons is not None
+    records = json.loads(frame.to_json(orient="records"))
+    for size in (1, 3, 300, 700):
+        rows = [
+            row
+            for start in range(0, 700, size)
+            for row in scorer.score_rows(records[start : start + size])
+        ]
+        assert [r.probability for r in rows] == expected.probability.tolist()
+        assert [r.will_churn for r in rows] == expected.will_churn.tolist()
+        assert [r.risk_level for r in rows] == expected.risk_level.tolist()
+        assert [r.confidence for r in rows] == expected.confidence.tolist()
+        assert [r.reasons for r in rows] == [[x.to_dict() for x in row] for row in expected.reasons]
 
 
 def test_risk_levels_follow_the_bands(trained_model: TrainedModel) -> None:

@@ -57,8 +57,15 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
 class ServingMiddleware:
-    """Metrics for every request; auth, rate limits and the body limit before the route runs."""
+    """Metrics for every request; auth, rate limits and the body limit before the route runs.
+
+    It sits in front of FastAPI (see `ChurnopsAPI`), so it also answers POST /predict itself and
+    turns anything unexpected into the JSON 500 shape instead of a bare traceback.
+    """
 
     def __init__(self, app: ASGIApp, service: ServiceState, routes: frozenset[str]) -> None:
         self.app = app
@@ -88,6 +95,11 @@ class ServingMiddleware:
         except BodyTooLargeError as exc:  # raised while streaming, before the route could answer
             if not sent_start:
                 await _send_error(send_wrapper, 413, "body_too_large", str(exc))
+        except Exception:
+            if sent_start:
+                raise  # FastAPI's error middleware already answered; let the server log it
+            response = unexpected_error_response(scope["method"], path)
+            await response(scope, receive, send_wrapper)
         finally:
             self.service.metrics.observe_request(
                 route, scope["method"], status, time.perf_counter() - started
@@ -152,7 +164,7 @@ class ServingMiddleware:
     async def _predict(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
-        """POST /predict without the router: a third of a request's time was routing machinery.
+        """POST /predict without FastAPI's layers or the router (they cost more than scoring).
 
         Same checks, answers and errors as the documented route, which calls the same function.
         """
@@ -160,7 +172,7 @@ class ServingMiddleware:
             check_json_media(headers.get(b"content-type", b"").decode("latin-1"))
             body = await _read_body(receive)
             request_id = headers.get(b"x-request-id")
-            response = predict_one(
+            payload = predict_one(
                 self.service,
                 body,
                 request_id=request_id.decode("latin-1")[:128] if request_id else None,
@@ -173,6 +185,11 @@ class ServingMiddleware:
             response = churnops_error_response(exc)
         except Exception:
             response = unexpected_error_response(scope["method"], scope["path"])
+        else:
+            length = (b"content-length", str(len(payload)).encode())
+            await send({"type": "http.response.start", "status": 200, "headers": [_JSON_HEADERS, length]})  # fmt: skip
+            await send({"type": "http.response.body", "body": payload})
+            return
         await response(scope, receive, send)
 
     def _limited(self, receive: Receive) -> Receive:

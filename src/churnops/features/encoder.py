@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -174,8 +175,26 @@ class FastEncoder:
         numeric = self.numeric_columns(frame, dtype)
         return self.assemble(numeric, self.category_codes(frame), dtype)
 
+    @cached_property
+    def _numeric_plan(self) -> tuple[tuple[str, float, float, float], ...]:
+        """(name, median, mean, scale) per numeric column, as Python floats."""
+        return tuple(
+            zip(
+                self.numeric_names,
+                self.medians.tolist(),
+                self.means.tolist(),
+                self.scales.tolist(),
+                strict=True,
+            )
+        )
+
     def encode_records(self, records: Records) -> np.ndarray:
-        """Encoding of plain records (a list of dicts or a dict of lists) with no DataFrame."""
+        """Encoding of plain records (a list of dicts or a dict of lists) with no DataFrame.
+
+        Built in a Python list and converted once: a request has one to a few hundred rows, where
+        per-element numpy writes cost more than the arithmetic. Fill, centre and scale are the same
+        float64 operations as `_scale`, so the matrix equals the frame path's exactly.
+        """
         if isinstance(records, Mapping):
             names = list(records)
             length = len(records[names[0]]) if names else 0
@@ -184,27 +203,39 @@ class FastEncoder:
             ]
         else:
             rows = records
-        matrix = np.zeros((len(rows), self.n_outputs), dtype=np.float64)
-        numeric_names = self.numeric_names
-        medians = self.medians
-        for i, row in enumerate(rows):
-            out = matrix[i]
-            for j, name in enumerate(numeric_names):
+        width = self.n_outputs
+        flat = [0.0] * (len(rows) * width)
+        numeric = self._numeric_plan
+        categorical = self.categorical
+        start = 0
+        for row in rows:
+            for j, (name, median, mean, scale) in enumerate(numeric):
                 value = row.get(name)
-                out[j] = medians[j] if value is None else float(value)
-            for block in self.categorical:
+                flat[start + j] = ((median if value is None else float(value)) - mean) / scale
+            for block in categorical:
                 value = row.get(block.name)
                 position = block.index.get(MISSING_CATEGORY if value is None else str(value))
                 if position is not None:
-                    out[block.offset + position] = 1.0
-        if numeric_names:
-            numeric_block = matrix[:, : len(numeric_names)]
-            numeric_block -= self.means
-            numeric_block /= self.scales
-        return matrix
+                    flat[start + block.offset + position] = 1.0
+            start += width
+        return np.array(flat, dtype=np.float64).reshape(len(rows), width)
 
-    def owner_matrix(self) -> np.ndarray:
-        """(encoded columns x original features) 0/1 matrix that sums contributions per feature."""
-        owner = np.zeros((self.n_outputs, len(self.feature_names)))
-        owner[np.arange(self.n_outputs), self.output_owner] = 1.0
-        return owner
+    @cached_property
+    def _feature_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first encoded column of each feature's contiguous block, that feature's index)."""
+        starts = [0] + [
+            c for c in range(1, self.n_outputs) if self.output_owner[c] != self.output_owner[c - 1]
+        ]
+        return np.asarray(starts, dtype=np.intp), self.output_owner[starts]
+
+    def sum_by_feature(self, encoded: np.ndarray) -> np.ndarray:
+        """(rows x original features) sums of per-encoded-column values (one-hot blocks summed).
+
+        Summed left to right within each feature's block, so a row's result never depends on
+        which other rows it came with (a matrix product's blocking does change the last bit).
+        """
+        out = np.zeros((encoded.shape[0], len(self.feature_names)), dtype=np.float64)
+        if encoded.shape[0] and self.n_outputs:
+            starts, features = self._feature_groups
+            out[:, features] = np.add.reduceat(encoded, starts, axis=1)
+        return out

@@ -1,8 +1,8 @@
 """Tree ensembles flattened into numpy arrays: fast scoring of a few rows, and path contributions.
 
 A booster's own predict costs ~120 µs for one row and its exact SHAP ~300 µs, almost all of it
-call overhead; walking every tree one level at a time with vectorised numpy takes a few dozen
-microseconds. Contributions are Saabas path contributions (what XGBoost's `approx_contribs`
+call overhead; the compiled walk over the flat arrays (`treewalk`) gives the probability and the
+contributions together in a few microseconds. Contributions are Saabas path contributions (what XGBoost's `approx_contribs`
 computes): each split credits its feature with the change in the node's mean value along the path.
 XGBoost, LightGBM and sklearn random forests are read from their own fitted structures.
 """
@@ -15,8 +15,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from churnops.modeling.treewalk import walk, walk_released
+
 Rule = Literal["lt", "le"]  # XGBoost goes left on x < t; LightGBM and sklearn on x <= t
-ROW_BLOCK = 4096  # rows per traversal block: (rows x trees) index arrays stay small
+# From this many rows the walk releases the GIL (a batch in a worker thread must not stall the
+# event loop); below it keeps it, so a request never waits to get the GIL back.
+RELEASE_GIL_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,6 @@ class FlatForest:
     default_left: np.ndarray  # (nodes,) where a missing value goes
     value: np.ndarray  # (nodes,) leaf output (0 for inner nodes)
     mean: np.ndarray  # (nodes,) node mean output, for path contributions
-    depth: int
     rule: Rule
     compare_dtype: type[np.floating[Any]]
     base: float  # margin (boosters) or 0 (forest average)
@@ -41,48 +44,10 @@ class FlatForest:
     def n_trees(self) -> int:
         return len(self.roots)
 
-    def _walk(self, x: np.ndarray, *, contributions: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Leaf values (rows x trees) and, if asked, per-feature path contributions."""
-        n, n_features = x.shape
+    def _prepared(self, x: np.ndarray) -> np.ndarray:
+        """Rows in the dtype the thresholds are compared in (sklearn first rounds to float32)."""
         xs = x.astype(np.float32) if self.input_float32 else x
-        xs = xs.astype(self.compare_dtype, copy=False)
-        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
-        rows = np.arange(n)[:, None]
-        contrib = np.zeros(n * n_features) if contributions else None
-        flat_rows = (np.arange(n) * n_features)[:, None]
-        for _ in range(self.depth):
-            feature = self.feature[node]
-            values = xs[rows, feature]
-            limit = self.threshold[node]
-            go_left = values < limit if self.rule == "lt" else values <= limit
-            missing = np.isnan(values)
-            if missing.any():
-                go_left = np.where(missing, self.default_left[node], go_left)
-            child = np.where(go_left, self.left[node], self.right[node])
-            if contrib is not None:
-                delta = self.mean[child] - self.mean[node]
-                contrib += np.bincount(
-                    (flat_rows + feature).ravel(), weights=delta.ravel(), minlength=contrib.size
-                )
-            node = child
-        leaves = self.value[node]
-        return leaves, None if contrib is None else contrib.reshape(n, n_features)
-
-    def _output(self, leaves: np.ndarray) -> np.ndarray:
-        if self.link == "mean":
-            return np.asarray(leaves.mean(axis=1), dtype=np.float64)
-        if self.float32_sum:
-            # Same order and precision as XGBoost: base margin, then each tree in turn, float32.
-            start = np.full((leaves.shape[0], 1), self.base, dtype=np.float32)
-            summed = np.cumsum(
-                np.hstack([start, leaves.astype(np.float32)]), axis=1, dtype=np.float32
-            )
-            # The margin matches XGBoost's bit for bit; its float32 sigmoid is rounded differently
-            # by numpy, so the probability agrees to ~1e-7 rather than exactly.
-            margin = summed[:, -1].astype(np.float64)
-        else:
-            margin = self.base + leaves.sum(axis=1)
-        return np.asarray(1.0 / (1.0 + np.exp(-margin)), dtype=np.float64)
+        return np.ascontiguousarray(xs, dtype=self.compare_dtype)
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         return self.proba_and_contributions(x, contributions=False)[0]
@@ -97,16 +62,35 @@ class FlatForest:
         self, x: np.ndarray, *, contributions: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Both from one walk of the trees (what a request with reasons needs)."""
-        probabilities, parts = [], []
-        for i in range(0, len(x), ROW_BLOCK):
-            leaves, contrib = self._walk(x[i : i + ROW_BLOCK], contributions=contributions)
-            probabilities.append(self._output(leaves))
-            if contrib is not None:
-                parts.append(contrib / self.n_trees if self.link == "mean" else contrib)
-        proba = np.concatenate(probabilities) if probabilities else np.zeros(0)
-        if not contributions:
-            return proba, None
-        return proba, np.vstack(parts) if parts else np.zeros((0, x.shape[1]))
+        n_rows, n_features = x.shape
+        probability = np.empty(n_rows, dtype=np.float64)
+        if contributions:
+            contrib = np.zeros((n_rows, n_features), dtype=np.float64)
+        else:
+            contrib = _NO_CONTRIBUTIONS
+        kernel = walk_released if n_rows >= RELEASE_GIL_ROWS else walk
+        kernel(
+            self._prepared(x),
+            self.roots,
+            self.feature,
+            self.threshold,
+            self.left,
+            self.right,
+            self.default_left,
+            self.value,
+            self.mean,
+            self.rule == "lt",
+            self.float32_sum,
+            self.link == "mean",
+            self.base,
+            probability,
+            contrib,
+            contributions,
+        )
+        return probability, contrib if contributions else None
+
+
+_NO_CONTRIBUTIONS = np.zeros((0, 0), dtype=np.float64)
 
 
 class _Builder:
@@ -118,7 +102,6 @@ class _Builder:
             k: []
             for k in ("feature", "threshold", "left", "right", "default_left", "value", "mean")
         }
-        self.depth = 0
 
     def add(
         self,
@@ -146,7 +129,6 @@ class _Builder:
         self.columns["default_left"] += default_left
         self.columns["value"] += [v if left[i] < 0 else 0.0 for i, v in enumerate(value)]
         self.columns["mean"] += mean
-        self.depth = max(self.depth, _depth(left, right))
 
     def build(
         self,
@@ -168,7 +150,6 @@ class _Builder:
             default_left=np.asarray(c["default_left"], dtype=bool),
             value=np.asarray(c["value"], dtype=np.float64),
             mean=np.asarray(c["mean"], dtype=np.float64),
-            depth=self.depth,
             rule=rule,
             compare_dtype=compare_dtype,
             base=base,
@@ -176,17 +157,6 @@ class _Builder:
             float32_sum=float32_sum,
             input_float32=input_float32,
         )
-
-
-def _depth(left: list[int], right: list[int]) -> int:
-    deepest, stack = 0, [(0, 0)]
-    while stack:
-        node, level = stack.pop()
-        if left[node] < 0:
-            deepest = max(deepest, level)
-        else:
-            stack += [(left[node], level + 1), (right[node], level + 1)]
-    return deepest
 
 
 def _means(

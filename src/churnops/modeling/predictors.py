@@ -2,9 +2,10 @@
 
 Going to the booster or coefficients directly skips sklearn's per-call validation, which dominates
 the cost of scoring one customer. Tree ensembles are also flattened (`modeling.forest`): small
-requests are scored by walking the flat arrays (tens of microseconds instead of a booster call's
-hundreds), large ones by the booster with its threads. Both agree to ~1e-7; which one runs depends
-only on the number of rows, so the same rows always get the same engine.
+requests, and every request for reasons, are scored by the compiled walk over the flat arrays
+(microseconds instead of a booster call's hundreds); large probability-only inputs go to the
+booster with its threads. Both agree to ~1e-7; which one runs depends only on the number of rows
+and whether reasons are asked for, so the same request always gets the same engine.
 
 Contributions are in the model's own additive units: log-odds for boosted trees (Saabas path
 contributions, as XGBoost's `approx_contribs`) and logistic regression (coefficient x value), and
@@ -23,7 +24,7 @@ from xgboost import DMatrix, XGBClassifier
 
 from churnops.modeling.forest import FlatForest, from_lightgbm, from_sklearn_forest, from_xgboost
 
-SMALL_REQUEST_ROWS = 256  # up to this many rows the flat walk beats the booster call
+SMALL_REQUEST_ROWS = 256  # up to this many rows (probabilities only) the walk beats the booster
 
 
 class Predictor(Protocol):
@@ -55,7 +56,7 @@ class _TreePredictor:
         return self.flat.contributions(matrix)
 
     def proba_and_contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.flat is not None and len(matrix) <= SMALL_REQUEST_ROWS:
+        if self.flat is not None:  # one walk gives both, at any size
             proba, contrib = self.flat.proba_and_contributions(matrix, contributions=True)
             assert contrib is not None
             return proba, contrib

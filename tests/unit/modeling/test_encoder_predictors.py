@@ -45,11 +45,28 @@ def test_fast_encoder_equals_column_transformer(table: tuple[pd.DataFrame, np.nd
     expected = preprocessor.transform(frame)
     np.testing.assert_allclose(encoder.encode_frame(frame), expected, rtol=0, atol=1e-12)
     records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    np.testing.assert_allclose(encoder.encode_records(records), expected, rtol=0, atol=1e-12)
+    # Plain records go through Python floats, frames through numpy: the very same numbers.
+    np.testing.assert_array_equal(encoder.encode_records(records), encoder.encode_frame(frame))
     columns = {c: list(frame[c].astype(object).where(frame[c].notna(), None)) for c in frame}
-    np.testing.assert_allclose(encoder.encode_records(columns), expected, rtol=0, atol=1e-12)
-    # Every encoded column belongs to exactly one original feature.
-    assert encoder.owner_matrix().sum(axis=1).tolist() == [1.0] * encoder.n_outputs
+    np.testing.assert_array_equal(encoder.encode_records(columns), encoder.encode_frame(frame))
+
+
+def test_sum_by_feature_adds_each_features_columns_whatever_the_rows(
+    table: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    frame, _ = table
+    schema = infer_schema(frame, DataSettings(target="target"))
+    encoder = FastEncoder.from_fitted(build_preprocessor(schema).fit(frame), schema)
+    values = np.random.default_rng(0).normal(size=(len(frame), encoder.n_outputs))
+    owner = np.zeros((encoder.n_outputs, len(encoder.feature_names)))
+    owner[np.arange(encoder.n_outputs), encoder.output_owner] = 1.0
+    summed = encoder.sum_by_feature(values)
+    np.testing.assert_allclose(summed, values @ owner, rtol=0, atol=1e-12)
+    # A row's sums do not depend on the rows beside it (a matrix product's blocking does).
+    for start, stop in ((0, 1), (3, 10), (10, 200)):
+        np.testing.assert_array_equal(
+            encoder.sum_by_feature(values[start:stop]), summed[start:stop]
+        )
 
 
 @pytest.mark.parametrize(

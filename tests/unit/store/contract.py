@@ -5,11 +5,14 @@ Not collected by itself (no `test_` prefix); `TestSqliteStore` and `TestPostgres
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import text
 
 from churnops.store import (
     META_COLUMNS,
@@ -93,6 +96,54 @@ class StoreContract:
         frame = store.read_predictions(since=None, until=None)
         assert pd.isna(frame["a"].iloc[0]) and pd.isna(frame["b"].iloc[0])
         assert frame["c"].iloc[0] == 1.5
+
+    def test_driver_level_insert_stores_what_sqlalchemy_stores(
+        self, store: PredictionStore
+    ) -> None:
+        """The tuple fast path and SQLAlchemy Core write rows the read side cannot tell apart."""
+        odd = {
+            "n": np.float32(1.5),
+            "i": np.int64(7),
+            "missing": pd.NA,
+            "nan": float("nan"),
+            "text": 'tab\tnew\nline \\ quote"',
+            "nested": {1: [np.int64(2), None]},
+        }
+        fast = [
+            make_prediction(1, features=odd, request_id=None, customer_id=None, reasons=None),
+            make_prediction(2, created_at=datetime(2025, 3, 1, 14, 0, 0, tzinfo=UTC)),
+        ]
+        core = [
+            PredictionRecord.from_json_dict({**r.to_json_dict(), "prediction_id": f"core-{i}"})
+            for i, r in enumerate(fast)
+        ]
+        core = [
+            dataclasses.replace(c, features=f.features) for c, f in zip(core, fast, strict=True)
+        ]
+        assert store._bulk is not None  # this backend has the fast path
+        store.write_predictions(fast)
+        bulk, store._bulk = store._bulk, None
+        try:
+            store.write_predictions(core)
+        finally:
+            store._bulk = bulk
+        frame = store.read_predictions(since=None, until=None).set_index("prediction_id")
+        ours = frame.loc[[r.prediction_id for r in fast]].reset_index(drop=True)
+        theirs = frame.loc[[c.prediction_id for c in core]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(ours, theirs)
+        assert ours["text"].iloc[0] == 'tab\tnew\nline \\ quote"'
+        assert ours["n"].iloc[0] == 1.5 and ours["i"].iloc[0] == 7
+        assert pd.isna(ours["missing"].iloc[0]) and pd.isna(ours["nan"].iloc[0])
+        assert ours["created_at"].iloc[1] == pd.Timestamp("2025-03-01 14:00:00", tz="UTC")
+        with store.engine.connect() as conn:
+            raw = conn.execute(
+                text(
+                    "SELECT prediction_id, reasons, request_id FROM predictions ORDER BY prediction_id"
+                )
+            ).all()
+        by_id = {row[0]: row[1:] for row in raw}
+        assert by_id[fast[0].prediction_id] == by_id[core[0].prediction_id]
+        assert by_id[fast[1].prediction_id][0] == by_id[core[1].prediction_id][0]
 
     def test_write_predictions_is_idempotent(self, store: PredictionStore) -> None:
         records = [make_prediction(i) for i in range(4)]

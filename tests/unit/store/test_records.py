@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from churnops.store import FeedbackRecord, PredictionRecord, to_jsonable
+from churnops.store.records import new_prediction_id
 from tests.unit.store.contract import make_prediction
 
 
@@ -86,3 +88,12 @@ def test_feedback_record_validation() -> None:
         FeedbackRecord(prediction_id="p", label=0.5)
     with pytest.raises(ValueError, match="prediction_id or a customer_id"):
         FeedbackRecord(label=1)
+
+
+def test_prediction_ids_are_random_version_4_uuids() -> None:
+    ids = [new_prediction_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:50]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == value  # canonical lower-case text, 36 characters

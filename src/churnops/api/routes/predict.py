@@ -7,11 +7,11 @@ stall the event loop.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,7 @@ from churnops.api.errors import json_response
 from churnops.api.reload import LoadedModel
 from churnops.api.schemas import ERROR_RESPONSES, BatchOut, PredictionOut
 from churnops.store import PredictionRecord
+from churnops.store.records import new_prediction_id
 
 router = APIRouter(tags=["predictions"])
 
@@ -35,59 +36,55 @@ def score_records(
     records: list[dict[str, Any]],
     *,
     request_id: str | None,
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Score validated records, count metrics, enqueue the store writes."""
-    scores = model.scorer.score_records(records, reasons=True)
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """Score validated records, count metrics, enqueue the store writes; results and scores."""
     contract = model.contract
     id_column = contract.id_column
-    probability = scores.probability.tolist()
-    will_churn = scores.will_churn.tolist()
-    risk_level = scores.risk_level.tolist()
-    confidence = scores.confidence.tolist()
-    reasons = scores.reasons or [[] for _ in records]
+    customer_ids = [record.pop(id_column, None) for record in records] if id_column else None
+    scored = model.scorer.score_rows(records)
     now = datetime.now(UTC)
+    name, version = model.name, model.version
     results: list[dict[str, Any]] = []
     stored: list[PredictionRecord] = []
-    out_of_range = service.metrics.out_of_range
-    for i, record in enumerate(records):
-        prediction_id = str(uuid.uuid4())
-        customer_id = record.pop(id_column, None) if id_column else None
-        explained = [r.to_dict() for r in reasons[i]]
+    metrics = service.metrics
+    for i, (record, score) in enumerate(zip(records, scored, strict=True)):
+        prediction_id = new_prediction_id()
+        customer_id = customer_ids[i] if customer_ids is not None else None
         results.append(
             {
                 "customer_id": customer_id,
-                "churn_probability": probability[i],
-                "will_churn": will_churn[i],
-                "risk_level": risk_level[i],
-                "confidence": confidence[i],
-                "reasons": explained,
-                "model_name": model.name,
-                "model_version": model.version,
+                "churn_probability": score.probability,
+                "will_churn": score.will_churn,
+                "risk_level": score.risk_level,
+                "confidence": score.confidence,
+                "reasons": score.reasons,
+                "model_name": name,
+                "model_version": version,
                 "prediction_id": prediction_id,
             }
         )
         stored.append(
             PredictionRecord(
                 features=record,
-                churn_probability=probability[i],
-                will_churn=will_churn[i],
-                risk_level=risk_level[i],
-                model_name=model.name,
-                model_version=model.version,
+                churn_probability=score.probability,
+                will_churn=score.will_churn,
+                risk_level=score.risk_level,
+                model_name=name,
+                model_version=version,
                 source="api",
                 request_id=request_id,
                 customer_id=customer_id,
-                reasons=explained,
+                reasons=score.reasons,
                 prediction_id=prediction_id,
                 created_at=now,
             )
         )
-        for feature, side in contract.out_of_range(record):
-            out_of_range.labels(feature, side).inc()
+        metrics.observe_prediction(
+            score.probability, score.risk_level, contract.out_of_range(record)
+        )
     if service.writer is not None:
         service.writer.enqueue(stored)
-    service.metrics.predictions.observe(scores.probability, scores.risk_level)
-    return results, scores.probability
+    return results, [score.probability for score in scored]
 
 
 def _request_id(request: Request) -> str | None:
@@ -107,19 +104,20 @@ async def predict(request: Request) -> Response:
     # route documents /predict in OpenAPI and serves apps built without that middleware.
     service: ServiceState = request.app.state.service
     check_json_content_type(request)
-    return predict_one(service, await request.body(), request_id=_request_id(request))
+    payload = predict_one(service, await request.body(), request_id=_request_id(request))
+    return Response(payload, media_type="application/json")
 
 
-def predict_one(service: ServiceState, body: bytes, *, request_id: str | None) -> Response:
-    """Validate one customer's JSON, score it, enqueue the store write, build the response."""
+def predict_one(service: ServiceState, body: bytes, *, request_id: str | None) -> bytes:
+    """Validate one customer's JSON, score it, enqueue the store write; the response body."""
     model = service.require_model()
     item = validate_body(body, model.contract.customer, allowed=model.contract.allowed)
     record = record_of(item, model.contract)
     results, _ = score_records(service, model, [record], request_id=request_id)
-    return json_response(results[0])
+    return orjson.dumps(results[0], option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _summary(results: list[dict[str, Any]], probability: np.ndarray) -> dict[str, Any]:
+def _summary(results: list[dict[str, Any]], probability: list[float]) -> dict[str, Any]:
     levels = {"low": 0, "medium": 0, "high": 0}
     churners = 0
     for result in results:
@@ -129,7 +127,7 @@ def _summary(results: list[dict[str, Any]], probability: np.ndarray) -> dict[str
     return {
         "count": count,
         "by_risk_level": levels,
-        "mean_probability": float(probability.mean()) if count else 0.0,
+        "mean_probability": float(np.mean(probability)) if count else 0.0,
         "predicted_churn_rate": churners / count if count else 0.0,
     }
 

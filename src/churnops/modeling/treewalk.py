@@ -1,0 +1,129 @@
+"""The flat forest's tree walk, compiled with numba: one pass gives probabilities and reasons.
+
+Walking 300-500 small trees for one customer with vectorised numpy costs ~100 µs, almost all of
+it the overhead of dozens of tiny array calls; the same loop compiled to machine code takes a few
+microseconds, and scales linearly to thousands of rows. The arithmetic follows the libraries: XGBoost
+sums tree outputs in float32 in tree order from the base margin, LightGBM and sklearn in float64.
+
+Two entry points over one compiled body: `walk` keeps the GIL (a request's few rows: releasing
+it would hand the GIL to the background store writer for up to a switch interval, 5 ms, per call)
+and `walk_released` lets other threads run (large batches scored in a worker thread). Compiled on
+first call (a few seconds) and cached on disk next to this module, or in numba's user cache when
+that folder is read-only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _walk(
+    x: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    default_left: np.ndarray,
+    value: np.ndarray,
+    mean: np.ndarray,
+    strict_less: bool,
+    float32_sum: bool,
+    average: bool,
+    base: float,
+    probability: np.ndarray,
+    contributions: np.ndarray,
+    want_contributions: bool,
+) -> None:
+    """Fill `probability` (rows,) and, if wanted, add path contributions into `contributions`.
+
+    `x` is in the comparison dtype of `threshold`; a NaN goes where `default_left` says. Leaves
+    point to themselves. Each split credits its feature with the change in the node mean along the
+    path. `average` (random forests): the output is the mean leaf value and
+    contributions are averaged too; otherwise the output is the sigmoid of base + sum of leaves.
+    """
+    n_rows = x.shape[0]
+    n_trees = roots.shape[0]
+    for r in range(n_rows):
+        total32 = np.float32(base)
+        total = base
+        for t in range(n_trees):
+            node = roots[t]
+            while left[node] != node:
+                v = x[r, feature[node]]
+                if np.isnan(v):
+                    go_left = default_left[node]
+                elif strict_less:
+                    go_left = v < threshold[node]
+                else:
+                    go_left = v <= threshold[node]
+                child = left[node] if go_left else right[node]
+                if want_contributions:
+                    contributions[r, feature[node]] += mean[child] - mean[node]
+                node = child
+            if float32_sum:
+                total32 = np.float32(total32 + np.float32(value[node]))
+            else:
+                total += value[node]
+        if average:
+            probability[r] = total / n_trees
+            if want_contributions:
+                for j in range(contributions.shape[1]):
+                    contributions[r, j] /= n_trees
+        else:
+            margin = np.float64(total32) if float32_sum else total
+            probability[r] = 1.0 / (1.0 + np.exp(-margin))
+
+
+@njit(cache=True)
+def walk(
+    x: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    default_left: np.ndarray,
+    value: np.ndarray,
+    mean: np.ndarray,
+    strict_less: bool,
+    float32_sum: bool,
+    average: bool,
+    base: float,
+    probability: np.ndarray,
+    contributions: np.ndarray,
+    want_contributions: bool,
+) -> None:
+    """`_walk` holding the GIL."""
+    _walk(
+        x, roots, feature, threshold, left, right, default_left, value, mean,
+        strict_less, float32_sum, average, base, probability, contributions, want_contributions,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def walk_released(
+    x: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    default_left: np.ndarray,
+    value: np.ndarray,
+    mean: np.ndarray,
+    strict_less: bool,
+    float32_sum: bool,
+    average: bool,
+    base: float,
+    probability: np.ndarray,
+    contributions: np.ndarray,
+    want_contributions: bool,
+) -> None:
+    """`_walk` with the GIL released, for inputs large enough to be scored off the event loop."""
+    _walk(
+        x, roots, feature, threshold, left, right, default_left, value, mean,
+        strict_less, float32_sum, average, base, probability, contributions, want_contributions,
+    )  # fmt: skip
