@@ -25,8 +25,9 @@ from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerL
 from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
 from churnops.settings import Settings
-from churnops.store import AsyncWriter, FeedbackRecord, PredictionStore, WriterState
+from churnops.store import FeedbackRecord, PredictionStore, WriterState
 from churnops.store.writer import is_outage
+from churnops.store.writer_process import ProcessWriter, WriterConfig
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class ServiceState:
             on_swap=self._on_swap,
         )
         self.store: PredictionStore | None = None
-        self.writer: AsyncWriter | None = None
+        self.writer: ProcessWriter | None = None
         self.store_error: str | None = None
         self._spool_lock: IO[str] | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -170,7 +171,19 @@ class ServiceState:
     async def start(self) -> None:
         """Open the store (migrating it), start the writer, load the model, start the poller."""
         _single_thread_openmp()
-        await asyncio.to_thread(self._open_store)
+        spool_path = await asyncio.to_thread(self._open_store)
+        self.writer = await ProcessWriter(
+            WriterConfig(
+                database_url=self.settings.resolved_database_url(),
+                spool_path=str(spool_path),
+                spool_max_bytes=self.serving.spool_max_bytes,
+                batch_size=self.serving.store_batch_size,
+                flush_interval=self.serving.store_flush_interval_seconds,
+                reconnect_interval=max(
+                    0.5, min(5.0, self.serving.store_flush_interval_seconds * 4)
+                ),
+            )
+        ).start()
         self.metrics.watch_store(self.writer_state)
         self.metrics.watch_monitoring()
         result = await self.reload()
@@ -184,7 +197,8 @@ class ServiceState:
     def _count_reload(self, result: ReloadResult) -> None:
         self.metrics.reloads.labels(result.status).inc()
 
-    def _open_store(self) -> None:
+    def _open_store(self) -> Path:
+        """Open (and migrate) the store for reads and feedback; claim this worker's spool file."""
         url = self.settings.resolved_database_url()
         self.store = PredictionStore(url, connect_timeout=2.0)
         try:
@@ -193,14 +207,7 @@ class ServiceState:
             self.store_error = str(exc)
             logger.error("prediction store unavailable at start-up, spooling: %s", exc)
         spool_path, self._spool_lock = claim_spool_path(self.settings.resolved_spool_path())
-        self.writer = AsyncWriter(
-            self.store,
-            spool_path=spool_path,
-            spool_max_bytes=self.serving.spool_max_bytes,
-            batch_size=self.serving.store_batch_size,
-            flush_interval=self.serving.store_flush_interval_seconds,
-            reconnect_interval=max(0.5, min(5.0, self.serving.store_flush_interval_seconds * 4)),
-        ).start()
+        return spool_path
 
     async def stop(self) -> None:
         """Stop polling, flush every queued prediction, close connections."""
@@ -209,7 +216,7 @@ class ServiceState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
+            await self.writer.aclose()
         if self.store is not None:
             self.store.close()
         await self.limiter.close()

@@ -118,8 +118,8 @@ class ModelManager:
             max_batch_size=self.max_batch_size,
             examples=scorer.bundle.input_example,
         )
-        if contract.example:  # first call pays one-off costs here, not on a user's request
-            scorer.score_records([contract.example], reasons=True)
+        if contract.example:  # first calls pay one-off costs here, not on a user's request
+            scorer.warm_up(contract.example)
         return LoadedModel(
             scorer=scorer,
             contract=contract,

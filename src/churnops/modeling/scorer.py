@@ -20,6 +20,7 @@ from churnops.data.profile import ReferenceProfile
 from churnops.data.schema import Schema
 from churnops.features.encoder import FastEncoder, Records
 from churnops.modeling.calibration import Calibrator
+from churnops.modeling.forest import RELEASE_GIL_ROWS
 from churnops.modeling.predictors import predictor_for
 from churnops.settings import RISK_LEVELS, RiskBands
 
@@ -210,6 +211,12 @@ class Scorer:
                 )
             )
         return out
+
+    def warm_up(self, record: Mapping[str, Any]) -> None:
+        """Pay one-off costs (compiling or loading the tree walk for small and for large inputs)
+        now, before a user's request does."""
+        self.score_rows([record])
+        self.score_rows([record] * RELEASE_GIL_ROWS)
 
     def predict_frame(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """The pyfunc output: one row per input row, `reasons` as a JSON list per row."""

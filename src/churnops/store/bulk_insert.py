@@ -3,17 +3,21 @@
 The API's background writer stores every prediction; through SQLAlchemy Core each row's twelve
 values went through bind processors, type decorators and the JSON serializer in Python: 35 µs a
 row on SQLite and 90 µs on Postgres, all of it holding the GIL the event loop needs. Here a row is
-one tuple and the driver does the rest in C: sqlite3's `executemany` (which releases the GIL while
-SQLite works), and on Postgres a COPY into a session temp table followed by one
+one tuple and the driver does the rest in C. On SQLite, one multi-row `INSERT ... VALUES` per few
+hundred rows: the GIL is released once while SQLite works, where `executemany` released and
+re-took it for every row and, with the event loop busy, waited up to a switch interval (5 ms)
+each time, starving the writer. On Postgres, a COPY into a session temp table followed by one
 `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (multi-row VALUES and psycopg's executemany were
-2-5x slower). Values are stored exactly as the SQLAlchemy column types store them (tested by
+2-5x slower there). Values are stored exactly as the SQLAlchemy column types store them (tested by
 reading back through the models), so the read side cannot tell the two paths apart.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -36,9 +40,8 @@ COLUMNS: tuple[str, ...] = (
 )
 _NAMES = ", ".join(COLUMNS)
 _CONFLICT = "ON CONFLICT (prediction_id) DO NOTHING"
-_SQLITE_INSERT = (
-    f"INSERT INTO predictions ({_NAMES}) VALUES ({', '.join('?' for _ in COLUMNS)}) {_CONFLICT}"
-)
+_SQLITE_ROW = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+SQLITE_ROWS_PER_STATEMENT = 500  # 6,000 variables; SQLite allows 32,766 since 3.32
 # Per connection, emptied by every commit; a failed transaction takes its rows with it.
 _PG_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS churnops_staged_predictions "
@@ -87,6 +90,20 @@ def _postgres_row(record: PredictionRecord) -> tuple[Any, ...]:
     )
 
 
+@lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
+    return (
+        f"INSERT INTO predictions ({_NAMES}) VALUES {', '.join([_SQLITE_ROW] * rows)} {_CONFLICT}"
+    )
+
+
+def _sqlite_rows_per_statement(conn: Connection) -> int:
+    """Rows per statement within this SQLite build's limit on bound variables."""
+    driver = conn.connection.driver_connection
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver is not None else 999
+    return max(1, min(SQLITE_ROWS_PER_STATEMENT, limit // len(COLUMNS)))
+
+
 @dataclass(frozen=True)
 class PredictionInsert:
     """INSERT ... ON CONFLICT (prediction_id) DO NOTHING for one dialect, inside a transaction."""
@@ -100,7 +117,13 @@ class PredictionInsert:
 
     def insert(self, conn: Connection, records: Sequence[PredictionRecord]) -> None:
         if self.dialect == "sqlite":
-            conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(record) for record in records])
+            step = _sqlite_rows_per_statement(conn)
+            for start in range(0, len(records), step):
+                chunk = records[start : start + step]
+                values: list[Any] = []
+                for record in chunk:
+                    values.extend(_sqlite_row(record))
+                conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(values))
             return
         conn.exec_driver_sql(_PG_STAGING)
         driver = conn.connection.driver_connection  # psycopg, in the transaction `conn` began

@@ -47,6 +47,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # 64 MiB of page cache (default 2 MiB): the indexes of a store with millions of rows
+        # stay in memory instead of being re-read from the OS for every insert.
+        cursor.execute("PRAGMA cache_size = -65536")
     finally:
         cursor.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,10 +26,17 @@ def utcnow() -> datetime:
 
 
 def new_prediction_id() -> str:
-    """A random (version 4) UUID as text; `str(uuid.uuid4())` spends 4 µs more building an object."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    """A time-ordered random UUID (version 7, RFC 9562) as text.
+
+    Ordered by creation time, new ids land at the end of the store's primary-key index instead
+    of at a random page of it: on a store of a few hundred thousand predictions random (v4) ids
+    made each insert 3x more expensive. 74 random bits keep ids unguessable; building the text
+    directly skips the 4 µs `str(uuid.uuid4())` spends on an object.
+    """
+    millis = time.time_ns() // 1_000_000
+    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = raw[6] & 0x0F | 0x70  # version 7
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC variant
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

@@ -92,18 +92,30 @@ class Spool:
 
         Raises OSError when the file cannot be written at all (nothing was accepted then).
         """
-        if not records:
+        lines = [
+            (json.dumps(record.to_json_dict(), separators=(",", ":")) + "\n").encode()
+            for record in records
+        ]
+        return self.append_lines(lines)
+
+    def append_lines(self, lines: Sequence[bytes]) -> int:
+        """Append already-encoded record lines (each ending in a newline) that fit; how many.
+
+        For a caller that holds records in the spool's own line format and need not parse them
+        to set them aside; unreadable lines are counted and skipped at replay, like torn ones.
+        """
+        if not lines:
             return 0
         with self._lock:
             self._load()
-            lines: list[bytes] = []
             size = self._bytes
-            for record in records:
-                line = (json.dumps(record.to_json_dict(), separators=(",", ":")) + "\n").encode()
+            fitting = 0
+            for line in lines:
                 if size + len(line) > self.max_bytes:
                     break
-                lines.append(line)
                 size += len(line)
+                fitting += 1
+            lines = lines[:fitting]
             if not lines:
                 return 0
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -274,6 +274,17 @@ class AsyncWriter:
         return self.state.queue_depth
 
     @property
+    def durable_prefix(self) -> int:
+        """n such that the first n records ever given to `enqueue` are out of memory (written,
+        spooled, set aside or dropped), for a caller that holds copies until then.
+
+        The queue is handled in order, so its first `handled` records are; any record of that
+        prefix that did not go through the queue overflowed straight to the spool.
+        """
+        with self._cond:
+            return self._handled
+
+    @property
     def spooled_records(self) -> int:
         return self.spool.records
 
@@ -292,9 +303,7 @@ class AsyncWriter:
     # -- background loop -----------------------------------------------------------------
 
     def _run(self) -> None:
-        with self._io_lock:  # report an outage at start-up even before the first prediction
-            if not self.store.ping():
-                self._mark_outage(StoreError("prediction store not reachable at start-up"))
+        self.check_store()  # report an outage at start-up even before the first prediction
         while True:
             with self._cond:
                 deadline = time.monotonic() + self.flush_interval
@@ -332,15 +341,41 @@ class AsyncWriter:
 
     def _drain(self) -> None:
         """Process the whole queue in the calling thread (writer not started, or closing)."""
-        while True:
+        self.write_pending()
+
+    def write_pending(self, *, max_batches: int | None = None) -> int:
+        """Write queued records in the calling thread, a batch at a time; returns how many.
+
+        For a host that runs no writer thread (the API's writer process drives it from its own
+        loop). With nothing queued it still reconnects and replays the spool when that is due.
+        """
+        handled = batches = 0
+        while max_batches is None or batches < max_batches:
             with self._cond:
                 batch = self._take_batch()
-            if not batch:
-                return
             try:
                 self._process(batch)
+            except Exception:  # the host must survive anything; records are accounted below
+                logger.exception("prediction writer: unexpected error")
             finally:
                 self._mark_handled(len(batch))
+            handled += len(batch)
+            batches += 1
+            if not batch or not self._queue:
+                break
+        return handled
+
+    def check_store(self) -> None:
+        """Ping the database now, so an outage shows before the first write (as `start()` does)."""
+        with self._io_lock:
+            if not self.store.ping():
+                self._mark_outage(StoreError("prediction store not reachable at start-up"))
+
+    @property
+    def queued(self) -> int:
+        """Records waiting in memory."""
+        with self._cond:
+            return len(self._queue)
 
     def _process(self, batch: list[PredictionRecord]) -> None:
         """Store one batch: database if reachable (after replaying the spool), else the spool."""
@@ -464,16 +499,24 @@ class AsyncWriter:
         self._write(batch)
         self._replayed += len(batch)
 
+    def spool_lines(self, lines: list[bytes]) -> None:
+        """Set aside predictions given as spool lines without queueing them (a host that
+        cannot keep up); replayed like any spooled prediction."""
+        self._spool_with(self.spool.append_lines, lines)
+
     def _spool(self, records: list[PredictionRecord]) -> None:
         """Append to the spool; whatever does not fit is dropped, counted and logged."""
-        if not records:
+        self._spool_with(self.spool.append, records)
+
+    def _spool_with(self, append: Callable[[Any], int], items: list[Any]) -> None:
+        if not items:
             return
         try:
-            kept = self.spool.append(records)
+            kept = append(items)
         except OSError as exc:
             logger.error("cannot write prediction spool %s: %s", self.spool.path, exc)
             kept = 0
-        lost = len(records) - kept
+        lost = len(items) - kept
         self._spool_full = lost > 0 or self.spool.full
         if lost:
             with self._stats_lock:

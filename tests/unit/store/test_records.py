@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -90,10 +91,16 @@ def test_feedback_record_validation() -> None:
         FeedbackRecord(label=1)
 
 
-def test_prediction_ids_are_random_version_4_uuids() -> None:
+def test_prediction_ids_are_unique_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
     ids = [new_prediction_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
-    for value in ids[:50]:
+    for value in ids:
         parsed = uuid.UUID(value)
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
         assert str(parsed) == value  # canonical lower-case text, 36 characters
+        assert before <= parsed.int >> 80 <= after  # the leading 48 bits are the creation time
+    # Ids of different milliseconds sort in creation order (what keeps index inserts at the end).
+    later = new_prediction_id() if time.sleep(0.002) is None else ""
+    assert max(ids) < later

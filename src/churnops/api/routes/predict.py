@@ -22,7 +22,6 @@ from churnops.api.deps import ServiceState
 from churnops.api.errors import json_response
 from churnops.api.reload import LoadedModel
 from churnops.api.schemas import ERROR_RESPONSES, BatchOut, PredictionOut
-from churnops.store import PredictionRecord
 from churnops.store.records import new_prediction_id
 
 router = APIRouter(tags=["predictions"])
@@ -42,10 +41,10 @@ def score_records(
     id_column = contract.id_column
     customer_ids = [record.pop(id_column, None) for record in records] if id_column else None
     scored = model.scorer.score_rows(records)
-    now = datetime.now(UTC)
+    created_at = datetime.now(UTC).isoformat()
     name, version = model.name, model.version
     results: list[dict[str, Any]] = []
-    stored: list[PredictionRecord] = []
+    stored: list[dict[str, Any]] = []  # the store's row shape (PredictionRecord.to_json_dict)
     metrics = service.metrics
     for i, (record, score) in enumerate(zip(records, scored, strict=True)):
         prediction_id = new_prediction_id()
@@ -64,26 +63,26 @@ def score_records(
             }
         )
         stored.append(
-            PredictionRecord(
-                features=record,
-                churn_probability=score.probability,
-                will_churn=score.will_churn,
-                risk_level=score.risk_level,
-                model_name=name,
-                model_version=version,
-                source="api",
-                request_id=request_id,
-                customer_id=customer_id,
-                reasons=score.reasons,
-                prediction_id=prediction_id,
-                created_at=now,
-            )
+            {
+                "prediction_id": prediction_id,
+                "created_at": created_at,
+                "request_id": request_id,
+                "source": "api",
+                "model_name": name,
+                "model_version": version,
+                "customer_id": None if customer_id is None else str(customer_id),
+                "features": record,
+                "churn_probability": score.probability,
+                "will_churn": score.will_churn,
+                "risk_level": score.risk_level,
+                "reasons": score.reasons,
+            }
         )
         metrics.observe_prediction(
             score.probability, score.risk_level, contract.out_of_range(record)
         )
     if service.writer is not None:
-        service.writer.enqueue(stored)
+        service.writer.enqueue_json(stored)
     return results, [score.probability for score in scored]
 
 
