@@ -73,6 +73,7 @@ class WriterConfig:
     spool_path: str
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     batch_size: int = 500
+    max_queue: int = 100_000
     flush_interval: float = 0.5
     reconnect_interval: float = 5.0
     connect_timeout: float = 2.0
@@ -459,6 +460,7 @@ class _Child:
             spool_path=config.spool_path,
             spool_max_bytes=config.spool_max_bytes,
             batch_size=config.batch_size,
+            max_queue=config.max_queue,
             flush_interval=config.flush_interval,
             reconnect_interval=config.reconnect_interval,
         )

@@ -102,5 +102,5 @@ def test_prediction_ids_are_unique_time_ordered_version_7_uuids() -> None:
         assert str(parsed) == value  # canonical lower-case text, 36 characters
         assert before <= parsed.int >> 80 <= after  # the leading 48 bits are the creation time
     # Ids of different milliseconds sort in creation order (what keeps index inserts at the end).
-    later = new_prediction_id() if time.sleep(0.002) is None else ""
-    assert max(ids) < later
+    time.sleep(0.002)
+    assert max(ids) < new_prediction_id()

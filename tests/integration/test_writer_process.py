@@ -1,0 +1,178 @@
+"""ProcessWriter: predictions handed over on the event loop are stored by a child process, and
+none is lost when the child is killed, cannot start again, or falls behind the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from churnops.store import PredictionStore
+from churnops.store.writer_process import ProcessWriter, WriterConfig
+from tests.unit.store.contract import make_prediction
+
+pytestmark = pytest.mark.integration
+
+
+def _config(tmp_path: Path, **overrides: Any) -> WriterConfig:
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    PredictionStore(url).create()
+    values: dict[str, Any] = {
+        "database_url": url,
+        "spool_path": str(tmp_path / "spool.jsonl"),
+        "batch_size": 100,
+        "flush_interval": 0.05,
+        "reconnect_interval": 0.2,
+    }
+    return WriterConfig(**(values | overrides))
+
+
+def _rows(start: int, count: int) -> list[dict[str, Any]]:
+    return [make_prediction(i).to_json_dict() for i in range(start, start + count)]
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+def _stored(config: WriterConfig) -> list[str]:
+    store = PredictionStore(config.database_url)
+    try:
+        return list(store.read_predictions()["prediction_id"])
+    finally:
+        store.close()
+
+
+def test_loop_and_thread_hand_overs_are_all_stored(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+
+    async def main() -> tuple[bool, Any, int | None]:
+        writer = await ProcessWriter(config).start()
+        writer.enqueue_json(_rows(0, 1_500))  # from the event loop
+        await asyncio.to_thread(writer.enqueue_json, _rows(1_500, 500))  # from a worker thread
+        writer.enqueue([make_prediction(2_000)])  # PredictionRecord objects are accepted too
+        flushed = await asyncio.to_thread(writer.flush, 20.0)
+        state = writer.state
+        with pytest.raises(RuntimeError, match="worker thread"):
+            writer.flush(1.0)  # blocking on the loop would deadlock it: refused
+        proc = writer._proc
+        await writer.aclose()
+        return flushed, state, None if proc is None else proc.poll()
+
+    flushed, state, exit_code = asyncio.run(main())
+    assert flushed
+    assert state.written_records == 2_001 and state.queue_depth == 0 and not state.degraded
+    assert exit_code == 0  # the child finished on its own when its stdin closed
+    stored = _stored(config)
+    assert len(stored) == len(set(stored)) == 2_001
+
+
+def test_a_killed_child_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    rows = _rows(0, 6_000)
+
+    async def main() -> Any:
+        writer = await ProcessWriter(config).start()
+        first = writer.pid
+        writer.enqueue_json(rows[:4_000])
+        await asyncio.sleep(0)  # the lines go out on this loop iteration
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # mid-stream: most of the 4,000 are still in memory
+        writer.enqueue_json(rows[4_000:])  # handed over while no child runs
+        assert await _until(lambda: writer.pid not in (None, first) and writer.state.running)
+        assert await asyncio.to_thread(writer.flush, 30.0)
+        state = writer.state
+        await writer.aclose()
+        return state
+
+    state = asyncio.run(main())
+    assert state.written_records >= 6_000  # lines the dead child had written are sent again
+    stored = _stored(config)
+    assert len(stored) == len(set(stored)) and set(stored) == {r["prediction_id"] for r in rows}
+
+
+def test_when_no_child_can_start_the_parent_spools_and_the_next_writer_replays(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+
+    async def broken() -> None:
+        writer = await ProcessWriter(config).start()
+        writer.python = str(tmp_path / "no-such-python")  # every restart fails from now on
+        pid = writer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # the child stops confirming anything ...
+        writer.enqueue_json(_rows(0, 300))
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)  # ... and dies with the lines unconfirmed
+        assert await _until(lambda: writer._proc is not None and writer._proc.poll() is not None)
+        await asyncio.sleep(1.5)  # the restart is attempted and fails
+        writer.enqueue_json(_rows(300, 200))  # arrives while no child can run
+        await writer.aclose()
+
+    asyncio.run(broken())
+    assert _stored(config) == []
+    assert (tmp_path / "spool.jsonl").read_bytes().count(b"\n") == 500
+
+    async def successor() -> None:
+        writer = await ProcessWriter(config).start()
+        assert await _until(lambda: len(_stored(config)) == 500)
+        await writer.aclose()
+
+    asyncio.run(successor())
+    assert not (tmp_path / "spool.jsonl").exists()
+
+
+def test_a_backlog_beyond_the_queue_goes_to_the_spool_unparsed_then_to_the_store(
+    tmp_path: Path,
+) -> None:
+    """The database stalls (a lock held elsewhere): memory stays bounded, nothing is lost."""
+    config = _config(tmp_path, max_queue=300, batch_size=100)
+    database = str(tmp_path / "predictions.db")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(database, timeout=30)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(60)
+        conn.rollback()
+        conn.close()
+
+    async def main() -> tuple[Any, Any]:
+        writer = await ProcessWriter(config).start()
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        assert locked.wait(10)
+        for start in range(0, 3_000, 500):
+            writer.enqueue_json(_rows(start, 500))
+            await asyncio.sleep(0.05)
+        # At most the queue (300) and a batch in hand stay in memory; the rest is set aside.
+        assert await _until(lambda: writer.state.spooled_records >= 3_000 - 300 - 100)
+        during = writer.state
+        release.set()
+        await asyncio.to_thread(holder.join)
+        assert await _until(lambda: writer.state.written_records >= 3_000, timeout=60)
+        after = writer.state
+        await writer.aclose()
+        return during, after
+
+    during, after = asyncio.run(main())
+    assert during.written_records == 0  # the database really was stalled meanwhile
+    assert after.replayed_records > 0 and after.spooled_records == 0
+    assert after.dropped_records == 0 and after.rejected_records == 0
+    stored = _stored(config)
+    assert len(stored) == len(set(stored)) == 3_000
