@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from churnops.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cho_"
 HASH_SCHEME = "sha256"
@@ -61,17 +65,76 @@ def parse_hash(text: str) -> StoredKey:
 
 
 class KeyRing:
-    """The set of accepted keys; `verify` returns the key id or None, in constant time per key."""
+    """The set of accepted keys; `verify` returns the key id or None, in constant time per key.
 
-    def __init__(self, hashes: list[str]) -> None:
-        self.keys = [parse_hash(h) for h in hashes]
+    Keys come from settings (fixed) and from the keys file, which is re-read when it changes
+    (checked at most every `recheck_seconds`): a key revoked with `churnops keys revoke` stops
+    working within a second, without a restart. A file that cannot be read keeps the previous
+    keys (and says so in the log). `required` (production) keeps authentication on even when
+    every key has been revoked: no key then opens anything.
+    """
+
+    def __init__(
+        self,
+        hashes: list[str],
+        *,
+        keys_file: str | Path | None = None,
+        required: bool = False,
+        recheck_seconds: float = 1.0,
+    ) -> None:
+        self._fixed = list(hashes)
+        self.keys_file = Path(keys_file) if keys_file else None
+        self.required = required
+        self.recheck_seconds = recheck_seconds
+        self._stamp = self._file_stamp()
+        self.keys = self._load()
         self._cache: dict[str, str] = {}  # presented key -> id, bounded: only valid keys enter
+        self._next_check = time.monotonic() + recheck_seconds
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        if self.keys_file is None:
+            return None
+        try:
+            found = self.keys_file.stat()
+        except OSError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+    def _load(self) -> list[StoredKey]:
+        hashes = self._fixed + (
+            [str(entry["hash"]) for entry in read_keys_file(self.keys_file)]
+            if self.keys_file
+            else []
+        )
+        return [parse_hash(h) for h in hashes]
+
+    def _refresh(self) -> None:
+        """Re-read the keys file if it changed since the last look (at most once a second)."""
+        if self.keys_file is None:
+            return
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.recheck_seconds
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            keys = self._load()
+        except ConfigError as exc:
+            logger.error("API keys file changed but cannot be used, keeping the old keys: %s", exc)
+            return
+        self.keys, self._cache = keys, {}
+        logger.warning("API keys reloaded from %s: %d key(s)", self.keys_file, len(keys))
 
     @property
     def enabled(self) -> bool:
-        return bool(self.keys)
+        self._refresh()
+        return self.required or bool(self.keys)
 
     def verify(self, presented: str) -> str | None:
+        self._refresh()
         cached = self._cache.get(presented)
         if cached is not None:
             return cached
@@ -99,14 +162,6 @@ def read_keys_file(path: str | Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise ConfigError(f"API keys file {path} must hold {{'keys': [...]}}")
     return [e for e in entries if isinstance(e, dict) and "hash" in e]
-
-
-def configured_hashes(api_key_hashes: list[str], keys_file: str | None) -> list[str]:
-    """Hashes from settings plus those in the keys file."""
-    hashes = list(api_key_hashes)
-    if keys_file:
-        hashes.extend(str(entry["hash"]) for entry in read_keys_file(keys_file))
-    return hashes
 
 
 def add_key(keys_file: str | Path, *, name: str | None = None) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from tests.integration.test_api_support import (
     example_record,
     live_server,
     need_service,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -86,12 +87,18 @@ def test_keys_create_then_authenticate(trained_model: TrainedModel, tmp_path: Pa
         spec = client.get("/openapi.json").json()
         assert "bearer" in spec["components"]["securitySchemes"]
 
-    listed = CliRunner().invoke(cli, ["keys", "list", "--json", "--keys-file", str(keys_file)])
-    assert json.loads(listed.stdout)[0]["id"] == stored[0]["id"]
-    revoked = CliRunner().invoke(
-        cli, ["keys", "revoke", stored[0]["id"], "--keys-file", str(keys_file)]
-    )
-    assert revoked.exit_code == 0 and json.loads(keys_file.read_text())["keys"] == []
+        listed = CliRunner().invoke(cli, ["keys", "list", "--json", "--keys-file", str(keys_file)])
+        assert json.loads(listed.stdout)[0]["id"] == stored[0]["id"]
+        revoked = CliRunner().invoke(
+            cli, ["keys", "revoke", stored[0]["id"], "--keys-file", str(keys_file)]
+        )
+        assert revoked.exit_code == 0 and json.loads(keys_file.read_text())["keys"] == []
+        # The running service notices within about a second; production stays closed.
+        assert wait_for(
+            lambda: client.post("/predict", json=record, headers=good).status_code == 401,
+            timeout=5,
+        )
+        assert client.post("/predict", json=record).status_code == 401
 
 
 def _hammer(client: TestClient, record: dict[str, Any], n: int, **headers: str) -> list[Any]:

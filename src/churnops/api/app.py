@@ -26,7 +26,7 @@ from churnops.api.ratelimit import RateLimiter
 from churnops.api.reload import ScorerLoader, VersionResolver
 from churnops.api.routes import admin, feedback, ops, predict
 from churnops.api.schemas import FeedbackIn
-from churnops.apikeys import KeyRing, configured_hashes
+from churnops.apikeys import KeyRing
 from churnops.errors import ConfigError
 from churnops.settings import Settings, get_settings
 
@@ -36,9 +36,13 @@ TITLE = "churnops prediction API"
 
 
 def _keyring(settings: Settings) -> KeyRing:
-    hashes = configured_hashes(settings.serving.api_key_hashes, settings.resolved_keys_file())
-    ring = KeyRing(hashes)
-    if settings.env == "production" and not ring.enabled:
+    production = settings.env == "production"
+    ring = KeyRing(
+        settings.serving.api_key_hashes,
+        keys_file=settings.resolved_keys_file(),
+        required=production,
+    )
+    if production and not ring.keys:
         raise ConfigError(
             "refusing to start: CHURNOPS_ENV=production needs API keys "
             "(run `churnops keys create`, or set serving.api_key_hashes)"

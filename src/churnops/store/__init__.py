@@ -2,7 +2,8 @@
 
 SQLAlchemy 2 over SQLite (default) or PostgreSQL; schema managed by Alembic migrations shipped in
 `churnops.store/migrations` and applied with `upgrade_schema(url)` or `PredictionStore.create()`.
-`AsyncWriter` takes predictions off the request path and never loses them (spool + replay).
+`AsyncWriter` stores predictions in batches and never loses them (spool + replay); the API runs
+it in a child process through `ProcessWriter`, so database work never holds the API's GIL.
 """
 
 from churnops.store.migrate import head_revision, upgrade_schema

@@ -13,7 +13,6 @@ from churnops.apikeys import (
     KeyRing,
     add_key,
     bearer_token,
-    configured_hashes,
     hash_key,
     parse_hash,
     revoke_key,
@@ -41,10 +40,37 @@ def test_keys_file(tmp_path: Path) -> None:
     key, entry = add_key(path, name="crm")
     assert key not in path.read_text()
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    hashes = configured_hashes(["sha256$00$" + "0" * 64], str(path))
-    assert len(hashes) == 2 and KeyRing(hashes).verify(key) == entry["id"]
+    ring = KeyRing(["sha256$00$" + "0" * 64], keys_file=path)
+    assert len(ring.keys) == 2 and ring.verify(key) == entry["id"]
     assert revoke_key(path, entry["id"]) and not revoke_key(path, entry["id"])
     assert json.loads(path.read_text()) == {"keys": []}
+
+
+def test_key_ring_follows_the_keys_file(tmp_path: Path) -> None:
+    """Revoked keys stop working and new ones start working without a restart."""
+    path = tmp_path / "keys.json"
+    first, first_entry = add_key(path)
+    ring = KeyRing([], keys_file=path, recheck_seconds=0.0)
+    assert ring.verify(first) == first_entry["id"]  # now also cached
+    second, second_entry = add_key(path)
+    assert ring.verify(second) == second_entry["id"]
+    revoke_key(path, first_entry["id"])
+    assert ring.verify(first) is None  # the cache went with the old keys
+    path.write_text("{not json")  # a broken edit: keep the keys we had, do not open up
+    assert ring.verify(second) == second_entry["id"] and ring.enabled
+    revoke_key(tmp_path / "other.json", "x")  # unrelated file: nothing changes
+    path.write_text('{"keys": []}')
+    assert ring.verify(second) is None and not ring.enabled  # development: no keys, no auth
+    required = KeyRing([], keys_file=path, required=True, recheck_seconds=0.0)
+    assert required.enabled and required.verify(second) is None  # production stays closed
+
+
+def test_key_ring_rereads_at_most_every_recheck_interval(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    key, entry = add_key(path)
+    ring = KeyRing([], keys_file=path, recheck_seconds=3600.0)
+    revoke_key(path, entry["id"])
+    assert ring.verify(key) == entry["id"]  # not looked at again yet: no stat per request
 
 
 def test_bearer_parsing() -> None:
