@@ -107,6 +107,7 @@ class ServingSettings(BaseModel):
     spool_max_bytes: int = 256 * 1024 * 1024
     store_flush_interval_seconds: float = 0.5
     store_batch_size: int = 500
+    metrics_dir: str | None = None  # shared by the workers of one server; set by `churnops serve`
 
 
 class MonitoringSettings(BaseModel):

@@ -19,7 +19,7 @@ from typing import IO, Annotated, Any
 from fastapi import Depends, Request
 
 from churnops.api.errors import ApiError
-from churnops.api.metrics import ApiMetrics
+from churnops.api.metrics import PUBLISH_EVERY_SECONDS, ApiMetrics, WorkerShare
 from churnops.api.ratelimit import RateLimiter, make_limiter
 from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerLoader
 from churnops.apikeys import KeyRing
@@ -97,7 +97,8 @@ class ServiceState:
         self.settings = settings
         self.serving = settings.serving
         self.keys = keys
-        self.metrics = ApiMetrics()
+        metrics_dir = settings.serving.metrics_dir
+        self.metrics = ApiMetrics(WorkerShare(metrics_dir) if metrics_dir else None)
         self.limits = route_limits(settings)
         self.limiter = limiter or make_limiter(settings.redis_url)
         self._scorer_loader = scorer_loader
@@ -115,6 +116,7 @@ class ServiceState:
         self.store_error: str | None = None
         self._spool_lock: IO[str] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self._ping: tuple[float, bool] = (0.0, True)
         self._monitoring_checked = 0.0
         self.started_at = time.time()
@@ -163,7 +165,7 @@ class ServiceState:
 
     async def reload(self, *, force: bool = False) -> ReloadResult:
         result = await self.models.refresh(force=force)
-        self.metrics.reloads.labels(result.status).inc()
+        self.metrics.count_reload(result.status)
         return result
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -193,9 +195,17 @@ class ServiceState:
             self._poller = asyncio.create_task(
                 self.models.poll(self.serving.reload_interval_seconds, self._count_reload)
             )
+        if self.metrics.share is not None:
+            self._publisher = asyncio.create_task(self._publish_metrics())
+
+    async def _publish_metrics(self) -> None:
+        """Let sibling workers include this one's figures in their /metrics."""
+        while True:
+            await asyncio.to_thread(self.metrics.publish)
+            await asyncio.sleep(PUBLISH_EVERY_SECONDS)
 
     def _count_reload(self, result: ReloadResult) -> None:
-        self.metrics.reloads.labels(result.status).inc()
+        self.metrics.count_reload(result.status)
 
     def _open_store(self) -> Path:
         """Open (and migrate) the store for reads and feedback; claim this worker's spool file."""
@@ -211,10 +221,11 @@ class ServiceState:
 
     async def stop(self) -> None:
         """Stop polling, flush every queued prediction, close connections."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.writer is not None:
             await self.writer.aclose()
         if self.store is not None:
@@ -222,6 +233,7 @@ class ServiceState:
         await self.limiter.close()
         if self._spool_lock is not None:
             self._spool_lock.close()
+        self.metrics.publish()  # the final counts stay in the totals of the other workers
 
     # -- store -------------------------------------------------------------------------------
 

@@ -1,25 +1,31 @@
 """Prometheus metrics of the API, on a registry of its own (one per app, so tests never collide).
 
 Requests and latency by route and status, predictions by risk level, the score histogram, the
-loaded model, the prediction store's writer, out-of-training-range values per feature, and the
-latest monitoring report's drift gauges. Hot-path updates are a bisect, a lock and a few adds.
+loaded model, the prediction store's writer, out-of-training-range values per feature, rate
+limits, reloads and the latest monitoring report's drift gauges.
+
+Counts are kept as plain numbers in a `Tally` (a bisect, a lock and a few adds per request;
+prometheus_client's labelled Counter and Histogram took ~5 µs of Python) and turned into
+families at scrape time. With several workers (`churnops serve --workers N`) each worker
+publishes its tally to a shared folder every second (`WorkerShare`) and whichever worker is
+scraped adds up all of them: counters over every worker that ever ran, gauges over the live ones.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    disable_created_metrics,
-    generate_latest,
-)
+import orjson
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -29,191 +35,207 @@ from churnops.store import WriterState
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 )  # fmt: skip
-SCORE_BUCKETS = (*(round(0.05 * i, 2) for i in range(1, 20)), 1.0)
+SCORE_BOUNDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95, then +Inf
+PUBLISH_EVERY_SECONDS = 1.0
+
+Labels = tuple[str, ...]
 
 
-class PredictionCollector(Collector):
-    """Predictions by risk level and the score histogram: a lock and three adds per prediction."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._edges = list(SCORE_BUCKETS[:-1])
-        self._buckets = [0] * len(SCORE_BUCKETS)
-        self._sum = 0.0
-        self._levels = dict.fromkeys(RISK_LEVELS, 0)
-
-    def observe(self, probability: float, risk_level: str) -> None:
-        index = bisect_left(self._edges, probability)  # Prometheus buckets are "less or equal"
-        with self._lock:
-            self._buckets[index] += 1
-            self._sum += probability
-            self._levels[risk_level] = self._levels.get(risk_level, 0) + 1
-
-    def collect(self) -> Iterator[Any]:
-        with self._lock:
-            cumulative = list(accumulate(self._buckets))
-            total = self._sum
-            levels = dict(self._levels)
-        by_level = CounterMetricFamily(
-            "churnops_predictions", "Predictions served, by risk level", labels=["risk_level"]
-        )
-        for level, count in levels.items():
-            by_level.add_metric([level], count)
-        yield by_level
-        buckets = [
-            (f"{edge:g}", count)
-            for edge, count in zip(SCORE_BUCKETS[:-1], cumulative[:-1], strict=True)
-        ]
-        buckets.append(("+Inf", cumulative[-1]))
-        histogram = HistogramMetricFamily(
-            "churnops_prediction_score", "Distribution of predicted churn probabilities"
-        )
-        histogram.add_metric([], buckets, total)
-        yield histogram
-
-
-class RequestCollector(Collector):
-    """Requests and latency by route, method and status.
-
-    prometheus_client's labelled Counter and Histogram took ~5 µs of Python per request (a lock
-    per child, a linear bucket search); this keeps plain counts per label set and builds the
-    families at scrape time.
-    """
+class Tally:
+    """Labelled counts as lists of numbers: [value] for a counter, [count, sum, per-bucket...]
+    for a histogram. Cheap to update, to copy, and to add up across processes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._series: dict[tuple[str, str, int], list[Any]] = {}  # [count, sum, buckets...]
+        self._series: dict[str, dict[Labels, list[float]]] = {}
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        index = bisect_left(LATENCY_BUCKETS, seconds)
-        key = (route, method, status)
+    def add(self, name: str, labels: Labels, value: float = 1.0) -> None:
         with self._lock:
-            series = self._series.get(key)
+            family = self._series.setdefault(name, {})
+            series = family.get(labels)
             if series is None:
-                series = self._series[key] = [0, 0.0] + [0] * (len(LATENCY_BUCKETS) + 1)
+                family[labels] = [value]
+            else:
+                series[0] += value
+
+    def observe(self, name: str, labels: Labels, value: float, bounds: tuple[float, ...]) -> None:
+        index = bisect_left(bounds, value)  # Prometheus buckets are "less or equal"
+        with self._lock:
+            family = self._series.setdefault(name, {})
+            series = family.get(labels)
+            if series is None:
+                series = family[labels] = [0.0, 0.0] + [0.0] * (len(bounds) + 1)
             series[0] += 1
-            series[1] += seconds
+            series[1] += value
             series[2 + index] += 1
 
-    def collect(self) -> Iterator[Any]:
+    def snapshot(self) -> dict[str, list[list[Any]]]:
+        """JSON-ready copy: {name: [[labels, values], ...]}."""
         with self._lock:
-            snapshot = {key: list(series) for key, series in self._series.items()}
-        labels = ["route", "method", "status"]
-        requests = CounterMetricFamily(
-            "churnops_http_requests", "HTTP requests by route, method and status", labels=labels
-        )
-        latency = HistogramMetricFamily(
-            "churnops_http_request_duration_seconds",
-            "Request latency by route, method and status",
-            labels=labels,
-        )
-        bounds = [f"{bound:g}" for bound in LATENCY_BUCKETS] + ["+Inf"]
-        for (route, method, status), series in sorted(snapshot.items()):
-            values = [route, method, str(status)]
-            requests.add_metric(values, series[0])
-            cumulative = accumulate(series[2:])
-            latency.add_metric(values, list(zip(bounds, cumulative, strict=True)), series[1])
-        yield requests
-        yield latency
+            return {
+                name: [[list(labels), list(values)] for labels, values in family.items()]
+                for name, family in self._series.items()
+            }
+
+    @staticmethod
+    def merged(
+        snapshots: Iterable[dict[str, list[list[Any]]]],
+    ) -> dict[str, dict[Labels, list[float]]]:
+        """Element-wise sums of several snapshots."""
+        out: dict[str, dict[Labels, list[float]]] = {}
+        for snapshot in snapshots:
+            for name, entries in snapshot.items():
+                family = out.setdefault(name, {})
+                for labels, values in entries:
+                    key = tuple(labels)
+                    total = family.get(key)
+                    if total is None:
+                        family[key] = [float(v) for v in values]
+                    else:
+                        for i, v in enumerate(values):
+                            total[i] += v
+        return out
 
 
-class StoreCollector(Collector):
-    """The prediction writer's queue, spool and error counters, read at scrape time."""
+class WorkerShare:
+    """One file per worker process in a folder all workers of a server share.
 
-    def __init__(self, state: Callable[[], WriterState | None]) -> None:
-        self._state = state
+    `publish` replaces this worker's file atomically; `peers` reads the others' (a worker that
+    has exited keeps its file, so its counts stay in the totals).
+    """
 
-    def collect(self) -> Iterator[Any]:
-        state = self._state()
-        if state is None:
-            return
-        yield GaugeMetricFamily(
-            "churnops_store_queue_depth",
-            "Predictions waiting to be written",
-            value=state.queue_depth,
-        )
-        yield GaugeMetricFamily(
-            "churnops_store_spooled_records",
-            "Predictions spooled locally while the database is unreachable",
-            value=state.spooled_records,
-        )
-        yield GaugeMetricFamily(
-            "churnops_store_degraded",
-            "1 when the store is unreachable or the spool is full",
-            value=float(state.degraded),
-        )
-        for name, doc, value in (
-            ("churnops_store_write_errors", "Failed database writes", state.write_errors),
-            ("churnops_store_written_records", "Predictions written", state.written_records),
-            ("churnops_store_replayed_records", "Spool replays", state.replayed_records),
-            ("churnops_store_dropped_records", "Lost: spool full", state.dropped_records),
-            ("churnops_store_rejected_records", "Predictions refused by the database",
-             state.rejected_records),
-        ):  # fmt: skip
-            yield CounterMetricFamily(name, doc, value=value)
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.pid = os.getpid()
+
+    def publish(self, snapshot: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"worker-{self.pid}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps({**snapshot, "pid": self.pid, "time": time.time()}))
+        tmp.replace(path)
+
+    def peers(self) -> list[tuple[dict[str, Any], bool]]:
+        """(snapshot, alive) of every other worker that has published."""
+        found = []
+        for path in self.directory.glob("worker-*.json"):
+            try:
+                data = orjson.loads(path.read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue  # being replaced, or gone
+            pid = int(data.get("pid", 0))
+            if pid != self.pid:
+                found.append((data, _alive(pid)))
+        return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class _Family:
+    name: str
+    doc: str
+    labels: tuple[str, ...]
+    bounds: tuple[float, ...] | None = None  # histograms
+
+
+HTTP = _Family(
+    "churnops_http_request_duration_seconds",
+    "Request latency by route, method and status",
+    ("route", "method", "status"),
+    LATENCY_BUCKETS,
+)
+SCORES = _Family(
+    "churnops_prediction_score", "Distribution of predicted churn probabilities", (), SCORE_BOUNDS
+)
+COUNTERS = (
+    _Family("churnops_predictions", "Predictions served, by risk level", ("risk_level",)),
+    _Family(
+        "churnops_out_of_range_values",
+        "Numeric inputs outside the training range, by feature and side",
+        ("feature", "side"),
+    ),
+    _Family("churnops_rate_limited_requests", "Requests refused with 429, by route", ("route",)),
+    _Family(
+        "churnops_model_reloads",
+        "Model reload attempts by result (swapped, unchanged, failed)",
+        ("result",),
+    ),
+)
+STORE_COUNTERS = (
+    ("write_errors", "churnops_store_write_errors", "Failed database writes"),
+    ("written_records", "churnops_store_written_records", "Predictions written"),
+    ("replayed_records", "churnops_store_replayed_records", "Spool replays"),
+    ("dropped_records", "churnops_store_dropped_records", "Lost: spool full"),
+    ("rejected_records", "churnops_store_rejected_records", "Predictions refused by the database"),
+)
+STORE_GAUGES = (
+    ("queue_depth", "churnops_store_queue_depth", "Predictions waiting to be written"),
+    (
+        "spooled_records",
+        "churnops_store_spooled_records",
+        "Predictions spooled locally (database unreachable, or behind)",
+    ),
+    ("degraded", "churnops_store_degraded", "1 when the store is unreachable or the spool is full"),
+)
 
 
 class ApiMetrics:
-    """All metrics of one app."""
+    """All metrics of one app (one worker process), and the totals over its sibling workers."""
 
-    def __init__(self) -> None:
+    def __init__(self, share: WorkerShare | None = None) -> None:
         disable_created_metrics()  # *_created series double the output and nobody graphs them
+        self.tally = Tally()
+        self.share = share
+        self.model: dict[str, Any] | None = None
+        self._store_state: Callable[[], WriterState | None] = lambda: None
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = RequestCollector()
-        self.registry.register(self.requests)
-        self.out_of_range = Counter(
-            "churnops_out_of_range_values",
-            "Numeric inputs outside the training range, by feature and side",
-            ["feature", "side"],
-            registry=self.registry,
-        )
-        self.model_info = Gauge(
-            "churnops_model_info",
-            "The model being served (value 1)",
-            ["name", "version", "uri", "candidate"],
-            registry=self.registry,
-        )
-        self.model_loaded_at = Gauge(
-            "churnops_model_loaded_timestamp_seconds",
-            "When the served model was loaded",
-            registry=self.registry,
-        )
-        self.reloads = Counter(
-            "churnops_model_reloads",
-            "Model reload attempts by result (swapped, unchanged, failed)",
-            ["result"],
-            registry=self.registry,
-        )
-        self.rate_limited = Counter(
-            "churnops_rate_limited_requests",
-            "Requests refused with 429, by route",
-            ["route"],
-            registry=self.registry,
-        )
-        self.predictions = PredictionCollector()
-        self.registry.register(self.predictions)
+        self.registry.register(_TallyCollector(self))
+        for level in RISK_LEVELS:  # every level shows from the start, at 0
+            self.tally.add("churnops_predictions", (level,), 0.0)
         self.monitoring: Any = None
 
+    # -- updates (hot path) ------------------------------------------------------------------
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.observe(route, method, status, seconds)
+        self.tally.observe(HTTP.name, (route, method, str(status)), seconds, LATENCY_BUCKETS)
 
     def observe_prediction(
         self, probability: float, risk_level: str, out_of_range: list[tuple[str, str]]
     ) -> None:
         """One served prediction: its score and level, and any value outside the training range."""
-        self.predictions.observe(probability, risk_level)
+        self.tally.observe(SCORES.name, (), probability, SCORE_BOUNDS)
+        self.tally.add("churnops_predictions", (risk_level,))
         for feature, side in out_of_range:
-            self.out_of_range.labels(feature, side).inc()
+            self.tally.add("churnops_out_of_range_values", (feature, side))
+
+    def count_rate_limited(self, route: str) -> None:
+        self.tally.add("churnops_rate_limited_requests", (route,))
+
+    def count_reload(self, result: str) -> None:
+        self.tally.add("churnops_model_reloads", (result,))
 
     def set_model(
         self, *, name: str, version: str, uri: str, candidate: str, loaded_at: float
     ) -> None:
-        self.model_info.clear()
-        self.model_info.labels(name, version, uri, candidate).set(1)
-        self.model_loaded_at.set(loaded_at)
+        self.model = {
+            "name": name,
+            "version": version,
+            "uri": uri,
+            "candidate": candidate,
+            "loaded_at": loaded_at,
+        }
 
     def watch_store(self, state: Callable[[], WriterState | None]) -> None:
-        self.registry.register(StoreCollector(state))
+        self._store_state = state
 
     def watch_monitoring(self) -> Any:
         """Register the monitoring gauges (drift of the latest report); returns their collector."""
@@ -224,5 +246,104 @@ class ApiMetrics:
         self.monitoring = export_gauges(None, self.registry)
         return self.monitoring
 
+    # -- across workers ----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        state = self._store_state()
+        return {
+            "tally": self.tally.snapshot(),
+            "model": self.model,
+            "store": None if state is None else _store_numbers(state),
+        }
+
+    def publish(self) -> None:
+        """Write this worker's figures for its siblings (no-op with a single worker)."""
+        if self.share is not None:
+            with contextlib.suppress(OSError):
+                self.share.publish(self.snapshot())
+
+    def views(self) -> list[tuple[dict[str, Any], bool]]:
+        """(snapshot, alive) of this worker (live figures) and of its siblings."""
+        own = (self.snapshot(), True)
+        return [own, *(self.share.peers() if self.share is not None else [])]
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _store_numbers(state: WriterState) -> dict[str, float]:
+    numbers = {key: float(getattr(state, key)) for key, _, _ in STORE_COUNTERS}
+    numbers |= {key: float(getattr(state, key)) for key, _, _ in STORE_GAUGES}
+    return numbers
+
+
+class _TallyCollector(Collector):
+    """Builds every family from the tallies of this worker and its siblings at scrape time."""
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        views = self.metrics.views()
+        tally = Tally.merged(view["tally"] for view, _ in views)
+        yield from _http_families(tally.get(HTTP.name, {}))
+        for family in COUNTERS:
+            counter = CounterMetricFamily(family.name, family.doc, labels=list(family.labels))
+            for labels, values in sorted(tally.get(family.name, {}).items()):
+                counter.add_metric(list(labels), values[0])
+            yield counter
+        empty: dict[Labels, list[float]] = {(): [0.0, 0.0] + [0.0] * (len(SCORE_BOUNDS) + 1)}
+        yield _histogram(SCORES, tally.get(SCORES.name, empty))
+        yield from _model_families([view for view, alive in views if alive])
+        yield from _store_families(views)
+
+
+def _http_families(series: dict[Labels, list[float]]) -> Iterator[Any]:
+    requests = CounterMetricFamily(
+        "churnops_http_requests",
+        "HTTP requests by route, method and status",
+        labels=list(HTTP.labels),
+    )
+    for labels, values in sorted(series.items()):
+        requests.add_metric(list(labels), values[0])
+    yield requests
+    yield _histogram(HTTP, series)
+
+
+def _histogram(family: _Family, series: dict[Labels, list[float]]) -> HistogramMetricFamily:
+    assert family.bounds is not None
+    histogram = HistogramMetricFamily(family.name, family.doc, labels=list(family.labels))
+    bounds = [f"{bound:g}" for bound in family.bounds] + ["+Inf"]
+    for labels, values in sorted(series.items()):
+        cumulative = accumulate(values[2:])
+        histogram.add_metric(list(labels), list(zip(bounds, cumulative, strict=True)), values[1])
+    return histogram
+
+
+def _model_families(live: list[dict[str, Any]]) -> Iterator[Any]:
+    models = [view["model"] for view in live if view.get("model")]
+    info = GaugeMetricFamily(
+        "churnops_model_info",
+        "The model being served (value 1; two series while workers swap versions)",
+        labels=["name", "version", "uri", "candidate"],
+    )
+    for key in sorted({(m["name"], m["version"], m["uri"], m["candidate"]) for m in models}):
+        info.add_metric(list(key), 1)
+    yield info
+    loaded = GaugeMetricFamily(
+        "churnops_model_loaded_timestamp_seconds", "When the served model was loaded"
+    )
+    loaded.add_metric([], max((float(m["loaded_at"]) for m in models), default=0.0))
+    yield loaded
+
+
+def _store_families(views: list[tuple[dict[str, Any], bool]]) -> Iterator[Any]:
+    stores = [(view["store"], alive) for view, alive in views if view.get("store")]
+    if not stores:
+        return
+    for key, name, doc in STORE_GAUGES:
+        values = [store[key] for store, alive in stores if alive]
+        value = max(values, default=0.0) if key == "degraded" else sum(values)
+        yield GaugeMetricFamily(name, doc, value=value)
+    for key, name, doc in STORE_COUNTERS:
+        yield CounterMetricFamily(name, doc, value=sum(store[key] for store, _ in stores))

@@ -126,7 +126,7 @@ class ServingMiddleware:
                 identity = f"ip:{client[0] if client else 'unknown'}"
             decision = await service.limiter.hit(f"{path}:{identity}", limit)
             if not decision.allowed:
-                service.metrics.rate_limited.labels(path).inc()
+                service.metrics.count_rate_limited(path)
                 await _send_error(
                     send,
                     429,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,15 @@ def serve_command(
                     os.environ["CHURNOPS_" + dotted.upper().replace(".", "__")] = str(value)
             if config is not None:
                 os.environ["CHURNOPS_CONFIG"] = str(config)
-            uvicorn.run(APP_FACTORY, factory=True, workers=serving.workers, **options)
+            # The workers add up each other's counts in /metrics through this folder.
+            shared = None
+            if serving.metrics_dir is None:
+                shared = tempfile.mkdtemp(prefix="churnops-metrics-")
+                os.environ["CHURNOPS_SERVING__METRICS_DIR"] = shared
+            try:
+                uvicorn.run(APP_FACTORY, factory=True, workers=serving.workers, **options)
+            finally:
+                if shared is not None:
+                    shutil.rmtree(shared, ignore_errors=True)
         else:
             uvicorn.run(app, **options)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+from functools import partial
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops.api.metrics import ApiMetrics
+from churnops.api.metrics import ApiMetrics, WorkerShare
+from churnops.store import WriterState
 
 
 def _samples(metrics: ApiMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -55,3 +60,36 @@ def test_predictions_by_level_score_histogram_and_out_of_range() -> None:
     assert math.isclose(samples[("churnops_prediction_score_sum", ())], 1.071)
     side = (("feature", "tenure"), ("side", "above"))
     assert samples[("churnops_out_of_range_values_total", side)] == 2
+
+
+def test_workers_add_up_counters_over_all_and_gauges_over_the_live(tmp_path: Path) -> None:
+    """Three workers of one server: this one, a live sibling and one that has exited."""
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    here = ApiMetrics(WorkerShare(tmp_path))
+    sibling, gone = WorkerShare(tmp_path), WorkerShare(tmp_path)
+    sibling.pid, gone.pid = os.getppid(), finished.pid  # alive, and certainly not
+    for share, requests, depth in ((sibling, 2, 5), (gone, 3, 7)):
+        other = ApiMetrics(share)
+        other.watch_store(partial(_state, queue_depth=depth, written_records=10))
+        for _ in range(requests):
+            other.observe_request("/predict", "POST", 200, 0.001)
+        other.observe_prediction(0.5, "medium", [])
+        other.set_model(name="m", version=str(requests), uri="u", candidate="x", loaded_at=1.0)
+        other.publish()
+    here.watch_store(lambda: _state(queue_depth=1, written_records=4))
+    here.observe_request("/predict", "POST", 200, 0.001)
+    samples = _samples(here)
+    ok = (("method", "POST"), ("route", "/predict"), ("status", "200"))
+    assert samples[("churnops_http_requests_total", ok)] == 1 + 2 + 3  # every worker that ran
+    assert samples[("churnops_predictions_total", (("risk_level", "medium"),))] == 2
+    assert samples[("churnops_store_written_records_total", ())] == 4 + 10 + 10
+    assert samples[("churnops_store_queue_depth", ())] == 1 + 5  # live workers only
+    versions = {dict(k[1])["version"] for k in samples if k[0] == "churnops_model_info"}
+    assert versions == {"2"}  # the exited worker's model is no longer served
+
+
+def _state(**values: int) -> WriterState:
+    fields = dict.fromkeys(WriterState.__dataclass_fields__, 0) | {"running": True}
+    fields |= {"degraded": False, "reason": None} | values
+    return WriterState(**fields)

@@ -1,0 +1,99 @@
+"""`churnops serve --workers 2`: whichever worker is scraped, /metrics counts every worker's
+requests, and every prediction of both workers reaches the store by shutdown."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from churnops.store import PredictionStore
+from tests.conftest import TrainedModel
+from tests.integration.test_api_support import api_settings, example_record, free_port, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PREDICT_OK = re.compile(
+    r'^churnops_http_requests_total\{method="POST",route="/predict",status="200"\} (\S+)$', re.M
+)
+
+
+def _predict_count(text: str) -> float:
+    found = PREDICT_OK.search(text)
+    return float(found.group(1)) if found else 0.0
+
+
+def _per_worker(shared: Path) -> dict[int, float]:
+    counts = {}
+    for path in shared.glob("worker-*.json"):
+        data = orjson.loads(path.read_bytes())
+        series = data["tally"].get("churnops_http_request_duration_seconds", [])
+        counts[data["pid"]] = sum(
+            values[0] for labels, values in series if labels[:2] == ["/predict", "POST"]
+        )
+    return counts
+
+
+def test_two_workers_one_set_of_metrics_and_one_store(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    settings = api_settings(trained_model, tmp_path)
+    shared = tmp_path / "metrics"
+    port = free_port()
+    env = os.environ | {
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
+        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
+        "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "0",
+        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+        "CHURNOPS_SERVING__METRICS_DIR": str(shared),
+    }
+    churnops = str(Path(sys.executable).parent / "churnops")
+    server = subprocess.Popen(
+        [churnops, "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    record = example_record(trained_model)
+    sent = 0
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(base + "/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_for(ready, timeout=120), "server did not become ready"
+        # A new connection per request lets the kernel hand them to either worker.
+        while sent < 400 and (sent < 40 or len([c for c in _per_worker(shared).values() if c]) < 2):
+            assert httpx.post(base + "/predict", json=record, timeout=10).status_code == 200
+            sent += 1
+        assert wait_for(lambda: len([c for c in _per_worker(shared).values() if c]) == 2)
+        # Every scrape, whichever worker answers it, shows the requests of both.
+        for _ in range(6):
+            assert wait_for(
+                lambda: _predict_count(httpx.get(base + "/metrics", timeout=5).text) == sent,
+                timeout=10,
+            )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, errors = server.communicate(timeout=60)
+    assert server.returncode == 0, errors.decode()[-2000:]
+    store = PredictionStore(settings.resolved_database_url())
+    try:
+        assert store.count_predictions() == sent
+    finally:
+        store.close()
