@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -93,6 +95,9 @@ def test_pyfunc_from_registry_equals_in_process_scorer_and_fast_path(
     reasons = json.loads(out["reasons"].iloc[0])
     assert 1 <= len(reasons) <= 3 and all(r["contribution"] > 0 for r in reasons)
     assert [r.feature for r in fast.reasons[0]] == [r["feature"] for r in reasons]
+    # Whoever loads the model elsewhere gets what its code imports, pinned.
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(trained_model.champion_uri))
+    assert re.search(r"^numba==[\d.]+$", requirements.read_text(), re.M)
 
 
 def test_api_rows_equal_the_frame_path_in_any_grouping(trained_model: TrainedModel) -> None:

@@ -29,6 +29,7 @@ REQUIREMENTS = (
     "lightgbm",
     "pandas",
     "numpy",
+    "numba",  # the compiled tree walk (modeling/treewalk.py)
     "scipy",
     "pydantic",
     "pydantic-settings",
