@@ -50,7 +50,11 @@ class ChurnModel(PythonModel):
         bundle: ModelBundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
         self.scorer = Scorer(bundle)
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+    # A DataFrame hint is one MLflow infers no signature from (it warned "Failed to infer
+    # signature from type hint" for Any at every log); other inputs are still converted below.
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         validate_against_schema(frame, self.scorer.schema)
         reasons = bool((params or {}).get("reasons", True))
