@@ -69,9 +69,10 @@ class KeyRing:
 
     Keys come from settings (fixed) and from the keys file, which is re-read when it changes
     (checked at most every `recheck_seconds`): a key revoked with `churnops keys revoke` stops
-    working within a second, without a restart. A file that cannot be read keeps the previous
-    keys (and says so in the log). `required` (production) keeps authentication on even when
-    every key has been revoked: no key then opens anything.
+    working within a second, without a restart. It fails closed: a file that vanished or cannot
+    be read keeps the previous keys (and says so in the log), and once authentication is on it
+    stays on, so revoking every key refuses everyone rather than opening the API. `required`
+    (production) turns it on even before the first key exists.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class KeyRing:
         self.recheck_seconds = recheck_seconds
         self._stamp = self._file_stamp()
         self.keys = self._load()
+        self._ever_enabled = bool(self.keys)
         self._cache: dict[str, str] = {}  # presented key -> id, bounded: only valid keys enter
         self._next_check = time.monotonic() + recheck_seconds
 
@@ -120,18 +122,22 @@ class KeyRing:
         if stamp == self._stamp:
             return
         self._stamp = stamp
+        if stamp is None:  # moved away, or mid-replace by an editor: not a revocation
+            logger.warning("API keys file %s is gone; keeping the keys loaded", self.keys_file)
+            return
         try:
             keys = self._load()
         except ConfigError as exc:
             logger.error("API keys file changed but cannot be used, keeping the old keys: %s", exc)
             return
         self.keys, self._cache = keys, {}
+        self._ever_enabled = self._ever_enabled or bool(keys)
         logger.warning("API keys reloaded from %s: %d key(s)", self.keys_file, len(keys))
 
     @property
     def enabled(self) -> bool:
         self._refresh()
-        return self.required or bool(self.keys)
+        return self.required or self._ever_enabled
 
     def verify(self, presented: str) -> str | None:
         self._refresh()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -88,3 +89,42 @@ def test_writer_on_postgres(store: PredictionStore, tmp_path: Path) -> None:
         writer.enqueue([make_prediction(i) for i in range(1_000)])
         assert writer.flush(timeout=20)
     assert store.count_predictions() == 1_000
+
+
+def test_bad_row_in_a_postgres_batch_is_set_aside_and_the_rest_written(
+    store: PredictionStore, tmp_path: Path
+) -> None:
+    """Errors from the COPY path are the store's errors: data errors reject one record only."""
+    good = [make_prediction(i) for i in range(4)]
+    bad = make_prediction(9, model_version="x" * 80)  # longer than the column allows
+    writer = AsyncWriter(store, spool_path=tmp_path / "spool.jsonl")
+    writer.enqueue([*good[:2], bad, *good[2:]])
+    writer.write_pending()
+    state = writer.state
+    assert state.written_records == 4 and state.rejected_records == 1
+    assert state.spooled_records == 0 and not state.degraded
+    assert set(store.read_predictions()["prediction_id"]) == {r.prediction_id for r in good}
+    assert bad.prediction_id in (tmp_path / "spool.jsonl.rejected.jsonl").read_text()
+
+
+def test_lost_connection_during_copy_spools_the_batch(
+    store: PredictionStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the session mid-write: an outage, so the batch waits in the spool."""
+    from churnops.store import bulk_insert
+
+    original = bulk_insert.PredictionInsert.insert
+
+    def cut_then_insert(self: Any, conn: Any, records: Any) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with store.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        original(self, conn, records)
+
+    monkeypatch.setattr(bulk_insert.PredictionInsert, "insert", cut_then_insert)
+    writer = AsyncWriter(store, spool_path=tmp_path / "spool.jsonl", reconnect_interval=60)
+    writer.enqueue([make_prediction(i) for i in range(5)])
+    writer.write_pending()
+    state = writer.state
+    assert state.spooled_records == 5 and state.degraded and state.written_records == 0
+    assert state.dropped_records == 0 and state.rejected_records == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orjson import loads as orjson_loads
 
 from churnops.store import PredictionStore
 from churnops.store.writer_process import ProcessWriter, WriterConfig
@@ -176,3 +177,49 @@ def test_a_backlog_beyond_the_queue_goes_to_the_spool_unparsed_then_to_the_store
     assert after.dropped_records == 0 and after.rejected_records == 0
     stored = _stored(config)
     assert len(stored) == len(set(stored)) == 3_000
+
+
+def test_a_hung_child_is_replaced_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that confirms nothing (a database call that never returns) while lines pile up."""
+    from churnops.store import writer_process
+
+    monkeypatch.setattr(writer_process, "STUCK_SECONDS", 1.0)
+    monkeypatch.setattr(writer_process, "WATCH_EVERY_SECONDS", 0.2)
+    monkeypatch.setattr(writer_process, "STUCK_LINES", 100)
+    config = _config(tmp_path)
+    rows = _rows(0, 600)
+
+    async def main() -> int:
+        writer = await ProcessWriter(config).start()
+        hung = writer.pid
+        assert hung is not None
+        assert await _until(lambda: writer.state.written_records == 0 and bool(writer._child_state))
+        os.kill(hung, signal.SIGSTOP)  # up and reporting, then frozen
+        writer.enqueue_json(rows)
+        assert await _until(lambda: writer.pid != hung and writer.state.running, timeout=20)
+        assert await asyncio.to_thread(writer.flush, 30.0)
+        await writer.aclose()
+        return writer._restarts
+
+    assert asyncio.run(main()) >= 1
+    assert set(_stored(config)) == {r["prediction_id"] for r in rows}
+
+
+def test_hand_over_after_shutdown_goes_to_the_spool(tmp_path: Path) -> None:
+    """A worker thread finishing a batch after the service stopped: its rows are not lost."""
+    config = _config(tmp_path)
+
+    async def main() -> ProcessWriter:
+        writer = await ProcessWriter(config).start()
+        await writer.aclose()
+        return writer
+
+    writer = asyncio.run(main())  # the loop is closed now
+    late = _rows(0, 3)
+    writer.enqueue_json(late)
+    spooled = (tmp_path / "spool.jsonl").read_bytes().splitlines()
+    assert {orjson_loads(line)["prediction_id"] for line in spooled} == {
+        r["prediction_id"] for r in late
+    }

@@ -184,7 +184,8 @@ class ServiceState:
                 reconnect_interval=max(
                     0.5, min(5.0, self.serving.store_flush_interval_seconds * 4)
                 ),
-            )
+            ),
+            lock_fd=None if self._spool_lock is None else self._spool_lock.fileno(),
         ).start()
         self.metrics.watch_store(self.writer_state)
         self.metrics.watch_monitoring()

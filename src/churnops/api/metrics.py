@@ -98,25 +98,31 @@ class Tally:
 
 
 class WorkerShare:
-    """One file per worker process in a folder all workers of a server share.
+    """One file per worker process in a folder the workers of a server share.
 
-    `publish` replaces this worker's file atomically; `peers` reads the others' (a worker that
-    has exited keeps its file, so its counts stay in the totals).
+    `publish` replaces this worker's file atomically; `peers` reads its siblings' (a worker that
+    has exited keeps its file, so its counts stay in the totals). Siblings are the files of the
+    same run (same parent process), so a folder reused across restarts never mixes runs; a worker
+    is alive while a process with its pid *and start time* exists (pids get reused).
     """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.pid = os.getpid()
+        self.started = _process_start(self.pid)
+        parent = os.getppid()
+        self.run = f"{parent}-{_process_start(parent)}"
 
     def publish(self, snapshot: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"worker-{self.pid}.json"
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(orjson.dumps({**snapshot, "pid": self.pid, "time": time.time()}))
+        identity = {"pid": self.pid, "started": self.started, "run": self.run}
+        tmp.write_bytes(orjson.dumps({**snapshot, **identity, "time": time.time()}))
         tmp.replace(path)
 
     def peers(self) -> list[tuple[dict[str, Any], bool]]:
-        """(snapshot, alive) of every other worker that has published."""
+        """(snapshot, alive) of every other worker of this run that has published."""
         found = []
         for path in self.directory.glob("worker-*.json"):
             try:
@@ -124,19 +130,33 @@ class WorkerShare:
             except (OSError, orjson.JSONDecodeError):
                 continue  # being replaced, or gone
             pid = int(data.get("pid", 0))
-            if pid != self.pid:
-                found.append((data, _alive(pid)))
+            if pid == self.pid or data.get("run") != self.run:
+                continue
+            started = data.get("started")
+            found.append((data, started is not None and _process_start(pid) == started))
         return found
 
 
-def _alive(pid: int) -> bool:
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None if there is none.
+
+    Without /proc (not Linux), a process that exists is taken to be the one that published.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after "comm)"
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None  # /proc works: no such process
+    except (OSError, IndexError):
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return None
     except PermissionError:
-        return True
-    return True
+        pass
+    return "unknown"
 
 
 @dataclass(frozen=True)

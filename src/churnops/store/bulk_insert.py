@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from churnops.store.records import PredictionRecord, json_text
 
@@ -128,8 +129,15 @@ class PredictionInsert:
         conn.exec_driver_sql(_PG_STAGING)
         driver = conn.connection.driver_connection  # psycopg, in the transaction `conn` began
         assert driver is not None
-        with driver.cursor() as cursor:
-            with cursor.copy(_PG_COPY) as copy:
-                for record in records:
-                    copy.write_row(_postgres_row(record))
-            cursor.execute(_PG_MOVE)
+        try:
+            with driver.cursor() as cursor:
+                with cursor.copy(_PG_COPY) as copy:
+                    for record in records:
+                        copy.write_row(_postgres_row(record))
+                cursor.execute(_PG_MOVE)
+        except driver.Error as exc:
+            # Straight from psycopg: wrap it as SQLAlchemy would, so the store turns it into a
+            # StoreError and the writer can tell an outage (spool) from bad data (set aside).
+            raise DBAPIError.instance(
+                _PG_COPY, None, exc, type(driver).Error, dialect=conn.dialect
+            ) from exc

@@ -17,6 +17,26 @@ SpoolRecord = PredictionRecord | FeedbackRecord
 logger = logging.getLogger(__name__)
 
 
+def append_raw(path: str | Path, lines: Sequence[bytes], *, max_bytes: int) -> int:
+    """Append encoded record lines to a spool file that no Spool object holds open right now;
+    returns how many fit under `max_bytes`. One write and one fsync, no parsing, no reading."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fitting: list[bytes] = []
+        for line in lines:
+            if size + len(line) > max_bytes:
+                break
+            fitting.append(line)
+            size += len(line)
+        if fitting:
+            fh.write(b"".join(fitting))
+            fh.flush()
+            os.fsync(fh.fileno())
+    return len(fitting)
+
+
 class Spool:
     """Local overflow for the background writer: one JSON prediction record per line.
 

@@ -318,13 +318,19 @@ class AsyncWriter:
                     self._cond.wait(remaining)
                 batch = self._take_batch()
                 stop = self._stopping and not self._queue
-            try:
-                self._process(batch)
-            except Exception:  # the thread must survive anything; records are accounted below
-                logger.exception("prediction writer: unexpected error")
+            self._process_safely(batch)
             self._mark_handled(len(batch))
             if stop:
                 return
+
+    def _process_safely(self, batch: list[PredictionRecord]) -> None:
+        """`_process`, surviving anything: a batch that failed unexpectedly goes to the spool
+        (replays are idempotent, so rows it did write are not duplicated)."""
+        try:
+            self._process(batch)
+        except Exception:
+            logger.exception("prediction writer: unexpected error; spooling the batch")
+            self._spool(batch)
 
     def _take_batch(self) -> list[PredictionRecord]:
         """Pop up to batch_size records (caller holds the condition)."""
@@ -354,9 +360,7 @@ class AsyncWriter:
             with self._cond:
                 batch = self._take_batch()
             try:
-                self._process(batch)
-            except Exception:  # the host must survive anything; records are accounted below
-                logger.exception("prediction writer: unexpected error")
+                self._process_safely(batch)
             finally:
                 self._mark_handled(len(batch))
             handled += len(batch)

@@ -46,7 +46,7 @@ import orjson
 
 from churnops.errors import StoreError
 from churnops.store.records import FeedbackRecord, PredictionRecord
-from churnops.store.spool import Spool
+from churnops.store.spool import append_raw
 from churnops.store.writer import DEFAULT_SPOOL_MAX_BYTES, WriterState
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,12 @@ STATE_EVERY_SECONDS = 0.1
 PIPE_BYTES = 1 << 20
 COLLECT_EVERY_SECONDS = 30.0
 RESTART_DELAY_SECONDS = 1.0
-MAX_HELD_LINES = 500_000  # beyond this the parent spools what it holds instead of waiting
+MAX_HELD_LINES = 200_000  # with no child running, the parent spools beyond this
+WATCH_EVERY_SECONDS = 5.0
+STUCK_SECONDS = 60.0  # a child confirming nothing this long, with STUCK_LINES waiting, is hung
+STUCK_LINES = 10_000
+STARTUP_SECONDS = 120.0
+MAX_ARRIVED_LINES = 50_000  # the child stops reading beyond this: the pipe pushes back
 _COUNTERS = (
     "written_records",
     "replayed_records",
@@ -87,9 +92,12 @@ class ProcessWriter:
     called from a worker thread.
     """
 
-    def __init__(self, config: WriterConfig, *, python: str = sys.executable) -> None:
+    def __init__(
+        self, config: WriterConfig, *, python: str = sys.executable, lock_fd: int | None = None
+    ) -> None:
         self.config = config
         self.python = python
+        self.lock_fd = lock_fd  # the spool's lock: the child keeps it held while it lives
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -107,6 +115,7 @@ class ProcessWriter:
         self._closed = False
         self._child_gone: asyncio.Event | None = None
         self._restarts = 0
+        self._last_progress = time.monotonic()
         self._supervisor: asyncio.Task[None] | None = None
         self._dropped_in_parent = 0
 
@@ -125,29 +134,45 @@ class ProcessWriter:
         assert loop is not None
         argv = [self.python, "-m", "churnops.store.writer_process", _encode_config(self.config)]
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=() if self.lock_fd is None else (self.lock_fd,),
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        _widen_pipe(proc.stdin.fileno())
-        self._proc = proc
-        self._child_gone = asyncio.Event()
-        self._sent = 0
-        self._child_state = {}
-        transport, _ = await loop.connect_write_pipe(asyncio.Protocol, proc.stdin)
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            _widen_pipe(proc.stdin.fileno())
+            self._proc = proc
+            self._child_gone = asyncio.Event()
+            self._sent = 0
+            self._child_state = {}
+            transport, _ = await loop.connect_write_pipe(asyncio.Protocol, proc.stdin)
+            await loop.connect_read_pipe(lambda: _ReplyProtocol(self), proc.stdout)
+        except BaseException:
+            proc.kill()  # never leave a child nobody talks to
+            await asyncio.to_thread(proc.wait)
+            raise
         self._stdin = transport
-        await loop.connect_read_pipe(lambda: _ReplyProtocol(self), proc.stdout)
+        self._last_progress = time.monotonic()
         # Lines a previous child did not confirm go first, then whatever waited meanwhile.
         resend = list(self._held)
         self._held.clear()
         self._write_lines(resend)
         self._send_pending()
+        if self._closing:  # aclose() ran while this child was starting: let it finish at once
+            transport.close()
 
     async def _supervise(self) -> None:
-        """Restart the child if it dies while the service runs."""
+        """Restart the child if it dies, or kill it if it stops confirming while lines pile up."""
         while not self._closing:
             gone = self._child_gone
             assert gone is not None
-            await gone.wait()
+            try:
+                await asyncio.wait_for(gone.wait(), WATCH_EVERY_SECONDS)
+            except TimeoutError:
+                self._kill_if_stuck()
+                continue
             if self._closing:
                 return
             code = await asyncio.to_thread(self._reap)
@@ -163,9 +188,30 @@ class ProcessWriter:
                 return
             try:
                 await self._spawn()
-            except OSError as exc:
+            except Exception as exc:  # the next death or timeout tries again
                 logger.error("cannot start the prediction writer process: %s", exc)
                 self._spool_held()
+                self._child_gone = asyncio.Event()
+                self._child_gone.set()
+
+    def _kill_if_stuck(self) -> None:
+        """A child that confirms nothing for STUCK_SECONDS while lines pile up is hung (a
+        database call that never returns): replace it, rather than hold lines without bound."""
+        proc = self._proc
+        # Until its first report the child is starting (imports, first connection): more time.
+        allowed = STUCK_SECONDS if self._child_state else max(STUCK_SECONDS, STARTUP_SECONDS)
+        stuck = time.monotonic() - self._last_progress > allowed
+        if proc is None or not stuck or len(self._held) + len(self._pending) < STUCK_LINES:
+            return
+        logger.error(
+            "prediction writer process confirmed nothing for %.0fs with %d prediction(s) "
+            "waiting; replacing it",
+            STUCK_SECONDS,
+            len(self._held) + len(self._pending),
+        )
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        self._last_progress = time.monotonic()
 
     def _reap(self) -> int | None:
         proc = self._proc
@@ -217,21 +263,22 @@ class ProcessWriter:
         self._closed = True
 
     def _spool_held(self) -> None:
-        """Write what the parent holds to the spool (no child can take it)."""
+        """Append what the parent holds to the spool as it is (only while no child runs)."""
         lines = list(self._held) + self._pending
         self._held.clear()
         self._pending = []
+        self._spool_raw(lines)
+
+    def _spool_raw(self, lines: list[bytes]) -> None:
         if not lines:
             return
-        records = [PredictionRecord.from_json_dict(orjson.loads(line)) for line in lines]
-        spool = Spool(self.config.spool_path, max_bytes=self.config.spool_max_bytes)
         try:
-            kept = spool.append(records)
+            kept = append_raw(self.config.spool_path, lines, max_bytes=self.config.spool_max_bytes)
         except OSError as exc:
-            logger.error("cannot write prediction spool %s: %s", spool.path, exc)
+            logger.error("cannot write prediction spool %s: %s", self.config.spool_path, exc)
             kept = 0
-        self._dropped_in_parent += len(records) - kept
-        logger.warning("spooled %d prediction(s) the writer process could not confirm", kept)
+        self._dropped_in_parent += len(lines) - kept
+        logger.warning("spooled %d prediction(s) no writer process could take", kept)
 
     # -- hand-over ---------------------------------------------------------------------------
 
@@ -247,10 +294,13 @@ class ProcessWriter:
             return
         if threading.get_ident() == self._loop_thread:
             self._queue_lines(lines)
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._queue_lines, lines)
-        else:
+            return
+        if self._loop is None:
             raise StoreError("ProcessWriter.start() was not called")
+        try:
+            self._loop.call_soon_threadsafe(self._queue_lines, lines)
+        except RuntimeError:  # the loop is gone (shut down): nothing runs a child any more
+            self._spool_raw(lines)
 
     def _queue_lines(self, lines: list[bytes]) -> None:
         if self._closed:
@@ -267,16 +317,14 @@ class ProcessWriter:
     def _send_pending(self) -> None:
         self._send_scheduled = False
         if self._stdin is None:
-            if len(self._held) + len(self._pending) > MAX_HELD_LINES:
-                self._spool_held()  # no child for a long time: keep memory bounded
+            no_child = self._proc is None or self._proc.poll() is not None
+            if no_child and len(self._held) + len(self._pending) > MAX_HELD_LINES:
+                self._spool_held()  # no child for a while: keep memory bounded
             return
         if not self._pending:
             return
         lines, self._pending = self._pending, []
         self._write_lines(lines)
-        if len(self._held) > MAX_HELD_LINES:  # the child is far behind: stop holding the oldest
-            for _ in range(len(self._held) - MAX_HELD_LINES):
-                self._held.popleft()
 
     def _write_lines(self, lines: list[bytes]) -> None:
         if not lines:
@@ -288,8 +336,10 @@ class ProcessWriter:
 
     def _confirmed(self, handled: int) -> None:
         """The child has handled its first `handled` records: stop holding them."""
-        done = len(self._held) - (self._sent - handled)
-        for _ in range(max(0, min(done, len(self._held)))):
+        done = max(0, min(len(self._held) - (self._sent - handled), len(self._held)))
+        if done or not self._held:
+            self._last_progress = time.monotonic()
+        for _ in range(done):
             self._held.popleft()
 
     # -- requests that wait for the child ----------------------------------------------------
@@ -341,7 +391,10 @@ class ProcessWriter:
 
     def _on_state(self, message: dict[str, Any]) -> None:
         with self._lock:
-            self._child_state = message
+            previous, self._child_state = self._child_state, message
+        work = ("written_records", "replayed_records", "spooled_records", "rejected_records")
+        if not previous or any(previous.get(key) != message.get(key) for key in work):
+            self._last_progress = time.monotonic()  # busy (a long replay, say), not hung
         self._confirmed(int(message.get("handled", 0)))
 
     # -- state ---------------------------------------------------------------------------------
@@ -466,6 +519,7 @@ class _Child:
         )
         self.arrived: deque[list[bytes]] = deque()  # chunks of lines from the reader thread
         self.arrival = threading.Condition()
+        self.arrived_lines = 0
         self.eof = False
         self.received = 0  # prediction lines taken so far, in pipe order
         self.queued = 0  # of those, records put in the writer's queue
@@ -508,7 +562,12 @@ class _Child:
             *lines, rest = (rest + chunk).split(b"\n")
             with self.arrival:
                 self.arrived.append(lines)
-                self.arrival.notify()
+                self.arrived_lines += len(lines)
+                self.arrival.notify_all()
+                # Behind by this much: stop reading, so the pipe (and the API) push back instead
+                # of this process growing until the OOM killer loses everything it holds.
+                while self.arrived_lines > MAX_ARRIVED_LINES:
+                    self.arrival.wait()
         with self.arrival:
             self.eof = True
             self.arrival.notify()
@@ -589,6 +648,8 @@ class _Child:
                 self.arrival.wait(wait)
             lines = [line for chunk in self.arrived for line in chunk]
             self.arrived.clear()
+            self.arrived_lines = 0
+            self.arrival.notify_all()
             if not lines and self.eof:
                 return None
             return lines

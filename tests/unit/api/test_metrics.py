@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops.api.metrics import ApiMetrics, WorkerShare
+from churnops.api.metrics import ApiMetrics, WorkerShare, _process_start
 from churnops.store import WriterState
 
 
@@ -67,9 +67,11 @@ def test_workers_add_up_counters_over_all_and_gauges_over_the_live(tmp_path: Pat
     finished = subprocess.Popen(["true"])
     finished.wait()
     here = ApiMetrics(WorkerShare(tmp_path))
-    sibling, gone = WorkerShare(tmp_path), WorkerShare(tmp_path)
-    sibling.pid, gone.pid = os.getppid(), finished.pid  # alive, and certainly not
-    for share, requests, depth in ((sibling, 2, 5), (gone, 3, 7)):
+    sibling, gone, other_run = WorkerShare(tmp_path), WorkerShare(tmp_path), WorkerShare(tmp_path)
+    sibling.pid, gone.pid, other_run.pid = os.getppid(), finished.pid, os.getppid() + 1
+    sibling.started = _process_start(sibling.pid)  # alive: same pid, same start time
+    other_run.run = "an earlier server in the same folder"
+    for share, requests, depth in ((sibling, 2, 5), (gone, 3, 7), (other_run, 100, 100)):
         other = ApiMetrics(share)
         other.watch_store(partial(_state, queue_depth=depth, written_records=10))
         for _ in range(requests):
@@ -81,7 +83,7 @@ def test_workers_add_up_counters_over_all_and_gauges_over_the_live(tmp_path: Pat
     here.observe_request("/predict", "POST", 200, 0.001)
     samples = _samples(here)
     ok = (("method", "POST"), ("route", "/predict"), ("status", "200"))
-    assert samples[("churnops_http_requests_total", ok)] == 1 + 2 + 3  # every worker that ran
+    assert samples[("churnops_http_requests_total", ok)] == 1 + 2 + 3  # every worker of this run
     assert samples[("churnops_predictions_total", (("risk_level", "medium"),))] == 2
     assert samples[("churnops_store_written_records_total", ())] == 4 + 10 + 10
     assert samples[("churnops_store_queue_depth", ())] == 1 + 5  # live workers only

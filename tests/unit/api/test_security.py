@@ -58,11 +58,14 @@ def test_key_ring_follows_the_keys_file(tmp_path: Path) -> None:
     assert ring.verify(first) is None  # the cache went with the old keys
     path.write_text("{not json")  # a broken edit: keep the keys we had, do not open up
     assert ring.verify(second) == second_entry["id"] and ring.enabled
-    revoke_key(tmp_path / "other.json", "x")  # unrelated file: nothing changes
-    path.write_text('{"keys": []}')
-    assert ring.verify(second) is None and not ring.enabled  # development: no keys, no auth
+    moved = path.rename(tmp_path / "moved.json")  # gone for a moment (an editor's save)
+    assert ring.verify(second) == second_entry["id"] and ring.enabled
+    moved.rename(path)
+    path.write_text('{"keys": []}')  # every key revoked: closed, never open
+    assert ring.verify(second) is None and ring.enabled
+    assert not KeyRing([], keys_file=path).enabled  # development, never any key: auth off
     required = KeyRing([], keys_file=path, required=True, recheck_seconds=0.0)
-    assert required.enabled and required.verify(second) is None  # production stays closed
+    assert required.enabled and required.verify(second) is None  # production: closed from start
 
 
 def test_key_ring_rereads_at_most_every_recheck_interval(tmp_path: Path) -> None:
