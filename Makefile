@@ -65,7 +65,7 @@ format: setup
 
 test: lint
 	@# pytest exits 5 when it collects no test: that is a failure here, never a pass.
-	$(BIN)/pytest -p no:cacheprovider --durations=15 tests; status=$$?; \
+	status=0; $(BIN)/pytest -p no:cacheprovider --durations=15 tests || status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "error: no tests were collected" >&2; fi; exit $$status
 
 test-fast: setup
