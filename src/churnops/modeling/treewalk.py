@@ -127,3 +127,22 @@ def walk_released(
         x, roots, feature, threshold, left, right, default_left, value, mean,
         strict_less, float32_sum, average, base, probability, contributions, want_contributions,
     )  # fmt: skip
+
+
+def compile_all() -> None:
+    """Compile (or load from the cache) every variant a model can need: float32 thresholds
+    (XGBoost) and float64 (LightGBM, random forests), each holding and releasing the GIL.
+
+    For image builds: run once as the user who owns the installed package, and containers
+    start without compiling.
+    """
+    for dtype in (np.float32, np.float64):
+        x = np.zeros((1, 1), dtype=dtype)
+        index = np.zeros(1, dtype=np.int64)
+        node = np.zeros(1, dtype=np.float64)
+        for kernel in (walk, walk_released):
+            kernel(
+                x, index, index, np.zeros(1, dtype=dtype), index, index,
+                np.ones(1, dtype=np.bool_), node, node, True, dtype is np.float32, False, 0.0,
+                np.zeros(1), np.zeros((1, 1)), True,
+            )  # fmt: skip
