@@ -4,6 +4,7 @@ none is lost when the child is killed, cannot start again, or falls behind the d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -116,9 +117,11 @@ def test_when_no_child_can_start_the_parent_spools_and_the_next_writer_replays(
         pid = writer.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # the child stops confirming anything ...
-        writer.enqueue_json(_rows(0, 300))
-        await asyncio.sleep(0.3)
-        os.kill(pid, signal.SIGKILL)  # ... and dies with the lines unconfirmed
+        try:
+            writer.enqueue_json(_rows(0, 300))
+            await asyncio.sleep(0.3)
+        finally:
+            os.kill(pid, signal.SIGKILL)  # ... and dies with the lines unconfirmed
         assert await _until(lambda: writer._proc is not None and writer._proc.poll() is not None)
         await asyncio.sleep(1.5)  # the restart is attempted and fails
         writer.enqueue_json(_rows(300, 200))  # arrives while no child can run
@@ -197,10 +200,14 @@ def test_a_hung_child_is_replaced_and_nothing_is_lost(
         assert hung is not None
         assert await _until(lambda: writer.state.written_records == 0 and bool(writer._child_state))
         os.kill(hung, signal.SIGSTOP)  # up and reporting, then frozen
-        writer.enqueue_json(rows)
-        assert await _until(lambda: writer.pid != hung and writer.state.running, timeout=20)
-        assert await asyncio.to_thread(writer.flush, 30.0)
-        await writer.aclose()
+        try:
+            writer.enqueue_json(rows)
+            assert await _until(lambda: writer.pid != hung and writer.state.running, timeout=20)
+            assert await asyncio.to_thread(writer.flush, 30.0)
+            await writer.aclose()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGKILL)  # never leave a stopped process behind
         return writer._restarts
 
     assert asyncio.run(main()) >= 1

@@ -52,6 +52,7 @@ from churnops.store.writer import DEFAULT_SPOOL_MAX_BYTES, WriterState
 logger = logging.getLogger(__name__)
 
 STATE_EVERY_SECONDS = 0.1
+WRITER_NICENESS = 10
 PIPE_BYTES = 1 << 20
 COLLECT_EVERY_SECONDS = 30.0
 RESTART_DELAY_SECONDS = 1.0
@@ -696,6 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     # The API process decides when this one stops (by closing stdin), also on Ctrl-C.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Background work: when the cores are busy, the API's requests go first. Falling behind is
+    # what the queue and the spool are for.
+    with contextlib.suppress(OSError):
+        os.nice(WRITER_NICENESS)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s [store writer] %(message)s"
     )
