@@ -55,40 +55,33 @@ _PG_MOVE = (
 )
 
 
+def _row(record: PredictionRecord, *, created_at: Any, will_churn: Any) -> tuple[Any, ...]:
+    """The record's values in COLUMNS order; the two that each driver wants differently given."""
+    return (
+        record.prediction_id,
+        created_at,
+        record.request_id,
+        record.source,
+        record.model_name,
+        record.model_version,
+        record.customer_id,
+        json_text(record.features),
+        float(record.churn_probability),
+        will_churn,
+        record.risk_level,
+        json_text(record.reasons),
+    )
+
+
 def _sqlite_row(record: PredictionRecord) -> tuple[Any, ...]:
     # SQLAlchemy's SQLite DATETIME text: naive UTC, space-separated, always with microseconds.
     created = record.created_at.replace(tzinfo=None).isoformat(" ", "microseconds")
-    return (
-        record.prediction_id,
-        created,
-        record.request_id,
-        record.source,
-        record.model_name,
-        record.model_version,
-        record.customer_id,
-        json_text(record.features),
-        float(record.churn_probability),
-        1 if record.will_churn else 0,
-        record.risk_level,
-        json_text(record.reasons),
-    )
+    return _row(record, created_at=created, will_churn=1 if record.will_churn else 0)
 
 
 def _postgres_row(record: PredictionRecord) -> tuple[Any, ...]:
-    return (
-        record.prediction_id,
-        record.created_at,  # aware UTC: psycopg sends it as timestamptz
-        record.request_id,
-        record.source,
-        record.model_name,
-        record.model_version,
-        record.customer_id,
-        json_text(record.features),
-        float(record.churn_probability),
-        bool(record.will_churn),
-        record.risk_level,
-        json_text(record.reasons),
-    )
+    # Aware UTC datetime: psycopg sends it as timestamptz.
+    return _row(record, created_at=record.created_at, will_churn=bool(record.will_churn))
 
 
 @lru_cache(maxsize=8)
