@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
@@ -59,15 +60,22 @@ class Tally:
                 series[0] += value
 
     def observe(self, name: str, labels: Labels, value: float, bounds: tuple[float, ...]) -> None:
-        index = bisect_left(bounds, value)  # Prometheus buckets are "less or equal"
+        self.observe_many(name, labels, (value,), bounds)
+
+    def observe_many(
+        self, name: str, labels: Labels, values: Iterable[float], bounds: tuple[float, ...]
+    ) -> None:
+        # Prometheus buckets are "less or equal": bisect_left finds each value's bucket.
+        indexes = [(value, bisect_left(bounds, value)) for value in values]
         with self._lock:
             family = self._series.setdefault(name, {})
             series = family.get(labels)
             if series is None:
                 series = family[labels] = [0.0, 0.0] + [0.0] * (len(bounds) + 1)
-            series[0] += 1
-            series[1] += value
-            series[2 + index] += 1
+            for value, index in indexes:
+                series[0] += 1
+                series[1] += value
+                series[2 + index] += 1
 
     def snapshot(self) -> dict[str, list[list[Any]]]:
         """JSON-ready copy: {name: [[labels, values], ...]}."""
@@ -228,14 +236,19 @@ class ApiMetrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.tally.observe(HTTP.name, (route, method, str(status)), seconds, LATENCY_BUCKETS)
 
-    def observe_prediction(
-        self, probability: float, risk_level: str, out_of_range: list[tuple[str, str]]
+    def observe_predictions(
+        self,
+        probabilities: Iterable[float],
+        risk_levels: Iterable[str],
+        out_of_range: Iterable[tuple[str, str]] = (),
     ) -> None:
-        """One served prediction: its score and level, and any value outside the training range."""
-        self.tally.observe(SCORES.name, (), probability, SCORE_BOUNDS)
-        self.tally.add("churnops_predictions", (risk_level,))
-        for feature, side in out_of_range:
-            self.tally.add("churnops_out_of_range_values", (feature, side))
+        """Served predictions: their scores and levels, and every (feature, side) value outside
+        the training range among their inputs."""
+        self.tally.observe_many(SCORES.name, (), probabilities, SCORE_BOUNDS)
+        for level, count in Counter(risk_levels).items():
+            self.tally.add("churnops_predictions", (level,), count)
+        for (feature, side), count in Counter(out_of_range).items():
+            self.tally.add("churnops_out_of_range_values", (feature, side), count)
 
     def count_rate_limited(self, route: str) -> None:
         self.tally.add("churnops_rate_limited_requests", (route,))

@@ -26,19 +26,29 @@ def utcnow() -> datetime:
 
 
 def new_prediction_id() -> str:
-    """A time-ordered random UUID (version 7, RFC 9562) as text.
+    """A time-ordered random UUID (version 7, RFC 9562) as text."""
+    return new_prediction_ids(1)[0]
+
+
+def new_prediction_ids(count: int) -> list[str]:
+    """`count` time-ordered random UUIDs (version 7, RFC 9562) as text, from one clock reading
+    and one call for random bytes (a 100-customer batch spent 0.7 ms on ids one at a time).
 
     Ordered by creation time, new ids land at the end of the store's primary-key index instead
     of at a random page of it: on a store of a few hundred thousand predictions random (v4) ids
     made each insert 3x more expensive. 74 random bits keep ids unguessable; building the text
     directly skips the 4 µs `str(uuid.uuid4())` spends on an object.
     """
-    millis = time.time_ns() // 1_000_000
-    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
-    raw[6] = raw[6] & 0x0F | 0x70  # version 7
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    millis = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    random = os.urandom(10 * count)
+    ids: list[str] = []
+    for i in range(count):
+        raw = bytearray(millis + random[10 * i : 10 * i + 10])
+        raw[6] = raw[6] & 0x0F | 0x70  # version 7
+        raw[8] = raw[8] & 0x3F | 0x80  # RFC variant
+        h = raw.hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
 
 
 _PLAIN = (str, int, bool, type(None))

@@ -46,9 +46,12 @@ def test_request_counts_and_latency_buckets() -> None:
 
 def test_predictions_by_level_score_histogram_and_out_of_range() -> None:
     metrics = ApiMetrics()
-    metrics.observe_prediction(0.05, "low", [])
-    metrics.observe_prediction(0.051, "low", [("tenure", "above")])
-    metrics.observe_prediction(0.97, "high", [("tenure", "above"), ("charges", "below")])
+    metrics.observe_predictions([0.05], ["low"])
+    metrics.observe_predictions(
+        [0.051, 0.97],
+        ["low", "high"],
+        [("tenure", "above"), ("tenure", "above"), ("charges", "below")],
+    )
     samples = _samples(metrics)
     assert samples[("churnops_predictions_total", (("risk_level", "low"),))] == 2
     assert samples[("churnops_predictions_total", (("risk_level", "high"),))] == 1
@@ -76,7 +79,7 @@ def test_workers_add_up_counters_over_all_and_gauges_over_the_live(tmp_path: Pat
         other.watch_store(partial(_state, queue_depth=depth, written_records=10))
         for _ in range(requests):
             other.observe_request("/predict", "POST", 200, 0.001)
-        other.observe_prediction(0.5, "medium", [])
+        other.observe_predictions([0.5], ["medium"])
         other.set_model(name="m", version=str(requests), uri="u", candidate="x", loaded_at=1.0)
         other.publish()
     here.watch_store(lambda: _state(queue_depth=1, written_records=4))

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from xgboost import XGBClassifier
 
 from churnops.data.schema import infer_schema
-from churnops.features.encoder import FastEncoder
+from churnops.features.encoder import COLUMNAR_ROWS, FastEncoder
 from churnops.features.pipeline import build_preprocessor
 from churnops.modeling.predictors import predictor_for
 from churnops.settings import DataSettings
@@ -49,6 +49,32 @@ def test_fast_encoder_equals_column_transformer(table: tuple[pd.DataFrame, np.nd
     np.testing.assert_array_equal(encoder.encode_records(records), encoder.encode_frame(frame))
     columns = {c: list(frame[c].astype(object).where(frame[c].notna(), None)) for c in frame}
     np.testing.assert_array_equal(encoder.encode_records(columns), encoder.encode_frame(frame))
+
+
+@pytest.mark.parametrize("rows", [1, COLUMNAR_ROWS - 1, COLUMNAR_ROWS, 150])
+def test_records_encode_like_the_frame_whatever_the_count(
+    table: tuple[pd.DataFrame, np.ndarray], rows: int
+) -> None:
+    """Few records go through a Python loop, many through numpy columns: the same matrix, with
+    None or NaN as a missing value, unknown categories and numbers given as text."""
+    frame, _ = table
+    schema = infer_schema(frame, DataSettings(target="target"))
+    encoder = FastEncoder.from_fitted(build_preprocessor(schema).fit(frame), schema)
+    part = frame.iloc[:rows].copy()
+    part.loc[part.index[::5], "plan"] = "never seen"
+    records = part.astype(object).to_dict(orient="records")
+    missing = (None, float("nan"))
+    for i, record in enumerate(records):
+        if i % 3 == 0:
+            record["tenure"] = str(record["tenure"])
+        if i % 4 == 1:
+            record.pop("region")
+        if i % 7 == 2:
+            record["plan"], record["fee"] = missing[i % 2], missing[(i + 1) % 2]
+    expected = part.copy()
+    expected.loc[expected.index[1::4], "region"] = None
+    expected.loc[expected.index[2::7], ["plan", "fee"]] = None
+    np.testing.assert_array_equal(encoder.encode_records(records), encoder.encode_frame(expected))
 
 
 def test_sum_by_feature_adds_each_features_columns_whatever_the_rows(

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from churnops.store import FeedbackRecord, PredictionRecord, to_jsonable
-from churnops.store.records import new_prediction_id
+from churnops.store.records import new_prediction_id, new_prediction_ids
 from tests.unit.store.contract import make_prediction
 
 
@@ -93,7 +93,7 @@ def test_feedback_record_validation() -> None:
 
 def test_prediction_ids_are_unique_time_ordered_version_7_uuids() -> None:
     before = time.time_ns() // 1_000_000
-    ids = [new_prediction_id() for _ in range(2000)]
+    ids = [new_prediction_id() for _ in range(1000)] + new_prediction_ids(1000)
     after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for value in ids:

@@ -22,7 +22,7 @@ from churnops.api.deps import ServiceState
 from churnops.api.errors import json_response
 from churnops.api.reload import LoadedModel
 from churnops.api.schemas import ERROR_RESPONSES, BatchOut, PredictionOut
-from churnops.store.records import new_prediction_id
+from churnops.store.records import new_prediction_ids
 
 router = APIRouter(tags=["predictions"])
 
@@ -45,9 +45,10 @@ def score_records(
     name, version = model.name, model.version
     results: list[dict[str, Any]] = []
     stored: list[dict[str, Any]] = []  # the store's row shape (PredictionRecord.to_json_dict)
-    metrics = service.metrics
+    prediction_ids = new_prediction_ids(len(records))
+    out_of_range: list[tuple[str, str]] = []
     for i, (record, score) in enumerate(zip(records, scored, strict=True)):
-        prediction_id = new_prediction_id()
+        prediction_id = prediction_ids[i]
         customer_id = customer_ids[i] if customer_ids is not None else None
         results.append(
             {
@@ -78,12 +79,14 @@ def score_records(
                 "reasons": score.reasons,
             }
         )
-        metrics.observe_prediction(
-            score.probability, score.risk_level, contract.out_of_range(record)
-        )
+        out_of_range += contract.out_of_range(record)
+    probabilities = [score.probability for score in scored]
+    service.metrics.observe_predictions(
+        probabilities, [score.risk_level for score in scored], out_of_range
+    )
     if service.writer is not None:
         service.writer.enqueue_json(stored)
-    return results, [score.probability for score in scored]
+    return results, probabilities
 
 
 def _request_id(request: Request) -> str | None:
