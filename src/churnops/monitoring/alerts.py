@@ -8,10 +8,13 @@ posted only if `notify_resolved`). Open incidents live in a small JSON state fil
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -129,8 +132,15 @@ class AlertManager:
         self.notify_resolved = notify_resolved
 
     def process(self, report: MonitoringReport, *, now: datetime | None = None) -> list[AlertEvent]:
-        """Update incidents from a report; log and post what opened (and closed)."""
-        now = now or datetime.now(UTC)
+        """Update incidents from a report; log and post what opened (and closed).
+
+        Checks that run at the same time (a schedule and someone's manual run) take turns on the
+        state file: each reads what the previous one saved, so an incident is announced once.
+        """
+        with _exclusive(self.state_path):
+            return self._process(report, now=now or datetime.now(UTC))
+
+    def _process(self, report: MonitoringReport, *, now: datetime) -> list[AlertEvent]:
         state = AlertState.load(self.state_path)
         holding = conditions(report)
         events: list[AlertEvent] = []
@@ -184,6 +194,18 @@ class AlertManager:
             "summary": report.headline(),
         }
         event.delivered = post_webhook(self.webhook_url, payload, timeout=self.timeout)
+
+
+@contextmanager
+def _exclusive(state_path: Path) -> Iterator[None]:
+    """An exclusive lock on `<state>.lock` (advisory, released if the process dies)."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with state_path.with_name(state_path.name + ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def post_webhook(url: str, payload: dict[str, Any], *, timeout: float) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -87,6 +88,47 @@ def test_webhook_fires_once_per_incident(
 
     manager.process(drifting)  # new incidents alert again
     assert len(received) == 6
+
+
+def test_checks_at_the_same_time_announce_an_incident_once(
+    reference: MonitoringReference, settings: MonitoringSettings, tmp_path: Path
+) -> None:
+    """Two monitor runs that overlap (each with its own manager, as two processes would) and a
+    slow webhook: each incident is posted once, the second run sees the first one's state."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowReceiver)
+    server.received = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        drifting = _report(reference, settings, drift=True, seed=52)
+        state = tmp_path / "alerts.json"
+        start = threading.Barrier(4)
+        events: list[list[Any]] = []
+
+        def check() -> None:
+            manager = AlertManager(state, webhook_url=url, timeout=5.0)
+            start.wait()
+            events.append(manager.process(drifting))
+
+        threads = [threading.Thread(target=check) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        opened = [e.kind for batch in events for e in batch if e.action == "opened"]
+        posted = [r["kind"] for r in server.received]  # type: ignore[attr-defined]
+        assert len(events) == 4 and opened
+        assert sorted(opened) == sorted(set(opened)) == sorted(posted)
+        assert set(AlertState.load(state).open) == set(opened)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _SlowReceiver(_Receiver):
+    def do_POST(self) -> None:
+        time.sleep(0.2)  # holds a check inside its read-notify-save long enough to overlap
+        super().do_POST()
 
 
 def test_unreachable_webhook_is_logged_not_raised(
