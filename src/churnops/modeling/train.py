@@ -7,6 +7,7 @@ import platform
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -327,9 +328,13 @@ def run_training(
                 "n_rows": len(frame),
             }
         )
-        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-            frame, name=settings.data.path or "table", digest=digest[:36]
-        )
+        with warnings.catch_warnings():
+            # The dataset record's schema is informational: MLflow's advice about integer
+            # columns and missing values concerns model signatures (ours is explicit).
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                frame, name=settings.data.path or "table", digest=digest[:36]
+            )
         mlflow.log_input(dataset, context="training")
         mlflow.log_text(schema.to_yaml(), "schema.yaml")
         if eda_writer is not None:
