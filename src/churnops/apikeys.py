@@ -132,7 +132,7 @@ class KeyRing:
             return
         self.keys, self._cache = keys, {}
         self._ever_enabled = self._ever_enabled or bool(keys)
-        logger.warning("API keys reloaded from %s: %d key(s)", self.keys_file, len(keys))
+        logger.info("API keys reloaded from %s: %d key(s)", self.keys_file, len(keys))
 
     @property
     def enabled(self) -> bool:

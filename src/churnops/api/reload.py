@@ -152,7 +152,7 @@ class ModelManager:
                 return ReloadResult("failed", previous, previous, str(exc))
             self.current = loaded  # the atomic swap
             self.last_error = None
-            logger.warning(
+            logger.info(
                 "serving %s version %s (was %s), loaded in %.1fs",
                 loaded.name,
                 loaded.version,

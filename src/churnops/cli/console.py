@@ -35,6 +35,8 @@ def setup_logging(verbose: bool) -> None:
         force=True,
     )
     if not verbose:
+        # Our own events (model swaps, store recovery, replays, resolved alerts) are worth a line.
+        logging.getLogger("churnops").setLevel(logging.INFO)
         # MLflow's advice (type hints, integer columns) is for model authors, not our users.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
         warnings.filterwarnings("ignore", category=FutureWarning)

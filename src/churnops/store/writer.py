@@ -456,7 +456,7 @@ class AsyncWriter:
         except StoreError as exc:
             self._reason = str(exc)
             return
-        logger.warning("prediction store reachable again")
+        logger.info("prediction store reachable again")
         self._db_ok = True
         self._reason = None
 
@@ -475,7 +475,7 @@ class AsyncWriter:
             logger.error("cannot read %s spool %s: %s", what, spool.path, exc)
             return
         if replayed:
-            logger.warning("replayed %d spooled %s record(s) into the store", replayed, what)
+            logger.info("replayed %d spooled %s record(s) into the store", replayed, what)
 
     def spool_feedback(self, records: list[FeedbackRecord]) -> int:
         """Keep labels that could not be stored now (database down); returns how many were kept.

@@ -704,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s [store writer] %(message)s"
     )
+    logging.getLogger("churnops").setLevel(logging.INFO)  # recovery and replays are news
     config = WriterConfig(**orjson.loads(args[0]))
     started = time.monotonic()
     code = _Child(config).run()
