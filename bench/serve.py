@@ -3,7 +3,8 @@
 Trains (or reuses) one champion, logs the same fitted sklearn pipeline with `mlflow.sklearn`
 (what users do today), starts the three servers with the same worker count on loopback, and loads
 each with wrk (Lua POST script) for 1- and 100-customer requests at 4 and 32 connections.
-Prediction logging stays on for churnops. Writes bench/results/serve.json and serve.md.
+Prediction logging stays on for churnops. Writes bench/results/serve.json and serve.md
+(serve-N-workers.* with --workers N).
 
     .venv/bin/python bench/serve.py [--workers 1] [--duration 8] [--home .churnops/bench]
 """
@@ -229,6 +230,10 @@ def main() -> None:
                     print(json.dumps(run), flush=True)
                     results.append(run)
             if name == "churnops":
+                if args.workers > 1:  # every worker publishes its counts once a second
+                    from churnops.api.metrics import PUBLISH_EVERY_SECONDS
+
+                    time.sleep(3 * PUBLISH_EVERY_SECONDS)
                 scored = _predictions_counted(base)
         finally:
             server.stop()  # SIGTERM: churnops writes everything still queued before it exits
@@ -255,8 +260,9 @@ def main() -> None:
         "results": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serve.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "serve.md").write_text(_markdown(report))
+    stem = "serve" if args.workers == 1 else f"serve-{args.workers}-workers"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{stem}.md").write_text(_markdown(report))
     print(_markdown(report))
 
 

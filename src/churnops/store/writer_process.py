@@ -521,6 +521,7 @@ class _Child:
         self.arrived: deque[list[bytes]] = deque()  # chunks of lines from the reader thread
         self.arrival = threading.Condition()
         self.arrived_lines = 0
+        self.urgent = False  # a request line arrived: its sender waits for the answer
         self.eof = False
         self.received = 0  # prediction lines taken so far, in pipe order
         self.queued = 0  # of those, records put in the writer's queue
@@ -560,11 +561,19 @@ class _Child:
             chunk = os.read(0, 1 << 20)
             if not chunk:
                 break
-            *lines, rest = (rest + chunk).split(b"\n")
+            data = rest + chunk
+            *lines, rest = data.split(b"\n")
             with self.arrival:
                 self.arrived.append(lines)
                 self.arrived_lines += len(lines)
-                self.arrival.notify_all()
+                # Wake the writer for a request, or for a batch; predictions otherwise wait for
+                # the flush interval. Waking it for every chunk (one per event-loop turn of the
+                # API) cost more than parsing and storing the lines. A feature called "op" only
+                # wakes it early.
+                if b'{"op"' in data:
+                    self.urgent = True
+                if self.urgent or self.arrived_lines >= self.config.batch_size:
+                    self.arrival.notify_all()
                 # Behind by this much: stop reading, so the pipe (and the API) push back instead
                 # of this process growing until the OOM killer loses everything it holds.
                 while self.arrived_lines > MAX_ARRIVED_LINES:
@@ -643,13 +652,16 @@ class _Child:
         self.prefix = first_line + max(0, handled - first_queued)
 
     def next_lines(self, wait: float) -> list[bytes] | None:
-        """What arrived (waiting up to `wait` s for something); None once stdin is closed."""
+        """What arrived (waiting up to `wait` s for a request, a batch or the end of input); None
+        once stdin is closed."""
         with self.arrival:
-            if not self.arrived and not self.eof and wait > 0:
+            due = self.urgent or self.eof or self.arrived_lines >= self.config.batch_size
+            if not due and wait > 0:
                 self.arrival.wait(wait)
             lines = [line for chunk in self.arrived for line in chunk]
             self.arrived.clear()
             self.arrived_lines = 0
+            self.urgent = False
             self.arrival.notify_all()
             if not lines and self.eof:
                 return None
