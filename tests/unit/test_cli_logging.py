@@ -38,6 +38,7 @@ def test_churnops_events_show_and_library_chatter_does_not(
 
 @pytest.mark.usefixtures("restore_logging")
 def test_verbose_shows_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(verbose=False)  # an earlier command in the same process must not hide it
     setup_logging(verbose=True)
     logging.getLogger("churnops.store.writer").debug("batch of 3 written")
     assert "batch of 3 written" in capsys.readouterr().err

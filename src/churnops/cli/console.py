@@ -34,9 +34,9 @@ def setup_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=err_console, show_path=False)],
         force=True,
     )
+    # Our own events (model swaps, store recovery, replays, resolved alerts) are worth a line.
+    logging.getLogger("churnops").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
-        # Our own events (model swaps, store recovery, replays, resolved alerts) are worth a line.
-        logging.getLogger("churnops").setLevel(logging.INFO)
         # MLflow's advice (type hints, integer columns) is for model authors, not our users.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
         warnings.filterwarnings("ignore", category=FutureWarning)
