@@ -8,6 +8,8 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orjson import dumps as orjson_dumps
 from orjson import loads as orjson_loads
 
 from churnops.store import PredictionStore
-from churnops.store.writer_process import ProcessWriter, WriterConfig
+from churnops.store.writer_process import (
+    MAX_ARRIVED_LINES,
+    ProcessWriter,
+    WriterConfig,
+    _encode_config,
+)
 from tests.unit.store.contract import make_prediction
 
 pytestmark = pytest.mark.integration
@@ -230,3 +238,70 @@ def test_hand_over_after_shutdown_goes_to_the_spool(tmp_path: Path) -> None:
     assert {orjson_loads(line)["prediction_id"] for line in spooled} == {
         r["prediction_id"] for r in late
     }
+
+
+class _RawChild:
+    """The writer child on plain pipes, as the API drives it, with its answers collected."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        argv = [sys.executable, "-m", "churnops.store.writer_process", _encode_config(config)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.answered: dict[int, float] = {}
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            message = orjson_loads(line)
+            if message.get("op") == "done":
+                with self.cond:
+                    self.answered[message["seq"]] = time.monotonic()
+                    self.cond.notify_all()
+
+    def send(self, *parts: bytes, pause: float = 0.0) -> float:
+        """Write `parts` (a pause between them); when the writing began."""
+        assert self.proc.stdin is not None
+        began = time.monotonic()
+        for part in parts:
+            self.proc.stdin.write(part)  # blocks while the child is not reading
+            time.sleep(pause)
+        return began
+
+    def seconds_to_answer(self, seq: int, since: float, timeout: float = 60.0) -> float:
+        with self.cond:
+            self.cond.wait_for(lambda: seq in self.answered, timeout)
+        return self.answered.get(seq, float("inf")) - since
+
+
+def _lines(start: int, count: int) -> bytes:
+    return b"".join(orjson_dumps(row) + b"\n" for row in _rows(start, count))
+
+
+def _flush(seq: int) -> bytes:
+    return orjson_dumps({"op": "flush", "timeout": 30, "seq": seq}) + b"\n"
+
+
+def test_requests_are_answered_at_once_whatever_the_flush_interval(tmp_path: Path) -> None:
+    """Predictions wait for a batch or the flush interval (30 s here), a request never does:
+    not when its line arrives in two pieces, nor behind more lines than the child reads ahead
+    (the batch size is set larger than that)."""
+    config = _config(tmp_path, flush_interval=30.0, batch_size=MAX_ARRIVED_LINES * 2)
+    child = _RawChild(config)
+    try:
+        assert child.seconds_to_answer(1, child.send(_flush(1)), timeout=120) < 60  # started
+        request = _flush(2)
+        since = child.send(_lines(0, 3) + request[:9], request[9:], pause=0.1)
+        assert child.seconds_to_answer(2, since) < 5
+        backlog = MAX_ARRIVED_LINES + 5_000
+        since = child.send(_lines(3, backlog) + _flush(3))
+        assert child.seconds_to_answer(3, since) < 15
+        assert child.proc.stdin is not None
+        child.proc.stdin.close()  # the API stops: everything is written, promptly
+        assert child.proc.wait(timeout=20) == 0
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+    with sqlite3.connect(tmp_path / "predictions.db") as db:
+        assert db.execute("select count(*) from predictions").fetchone()[0] == 3 + backlog

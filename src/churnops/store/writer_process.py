@@ -522,6 +522,9 @@ class _Child:
         self.arrival = threading.Condition()
         self.arrived_lines = 0
         self.urgent = False  # a request line arrived: its sender waits for the answer
+        # Lines that wake the writer without a request: a batch, and never more than the reader
+        # holds before it stops reading (else both would wait for the flush interval).
+        self.wake_lines = min(config.batch_size, MAX_ARRIVED_LINES)
         self.eof = False
         self.received = 0  # prediction lines taken so far, in pipe order
         self.queued = 0  # of those, records put in the writer's queue
@@ -572,7 +575,7 @@ class _Child:
                 # wakes it early.
                 if b'{"op"' in data:
                     self.urgent = True
-                if self.urgent or self.arrived_lines >= self.config.batch_size:
+                if self.urgent or self.arrived_lines >= self.wake_lines:
                     self.arrival.notify_all()
                 # Behind by this much: stop reading, so the pipe (and the API) push back instead
                 # of this process growing until the OOM killer loses everything it holds.
@@ -655,7 +658,7 @@ class _Child:
         """What arrived (waiting up to `wait` s for a request, a batch or the end of input); None
         once stdin is closed."""
         with self.arrival:
-            due = self.urgent or self.eof or self.arrived_lines >= self.config.batch_size
+            due = self.urgent or self.eof or self.arrived_lines >= self.wake_lines
             if not due and wait > 0:
                 self.arrival.wait(wait)
             lines = [line for chunk in self.arrived for line in chunk]
