@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from churnops.store.records import FeedbackRecord, PredictionRecord
 
@@ -23,18 +23,27 @@ def append_raw(path: str | Path, lines: Sequence[bytes], *, max_bytes: int) -> i
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        fitting: list[bytes] = []
-        for line in lines:
-            if size + len(line) > max_bytes:
-                break
-            fitting.append(line)
-            size += len(line)
-        if fitting:
-            fh.write(b"".join(fitting))
-            fh.flush()
-            os.fsync(fh.fileno())
-    return len(fitting)
+        count, _ = _fitting(lines, os.fstat(fh.fileno()).st_size, max_bytes)
+        if count:
+            _write_synced(fh, lines[:count])
+    return count
+
+
+def _fitting(lines: Sequence[bytes], size: int, max_bytes: int) -> tuple[int, int]:
+    """How many of `lines`, in order, fit on top of `size` bytes under `max_bytes`; the new size."""
+    count = 0
+    for line in lines:
+        if size + len(line) > max_bytes:
+            break
+        size += len(line)
+        count += 1
+    return count, size
+
+
+def _write_synced(fh: BinaryIO, lines: Sequence[bytes]) -> None:
+    fh.write(b"".join(lines))
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 class Spool:
@@ -128,24 +137,15 @@ class Spool:
             return 0
         with self._lock:
             self._load()
-            size = self._bytes
-            fitting = 0
-            for line in lines:
-                if size + len(line) > self.max_bytes:
-                    break
-                size += len(line)
-                fitting += 1
-            lines = lines[:fitting]
-            if not lines:
+            count, size = _fitting(lines, self._bytes, self.max_bytes)
+            if not count:
                 return 0
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("ab") as fh:
-                fh.write(b"".join(lines))
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._records += len(lines)
+                _write_synced(fh, lines[:count])
+            self._records += count
             self._bytes = size
-            return len(lines)
+            return count
 
     def _parse(self, line: bytes) -> SpoolRecord | None:
         try:
