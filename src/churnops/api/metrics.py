@@ -58,6 +58,22 @@ class Tally:
             else:
                 series[0] += value
 
+    def add_each(self, name: str, labelled: Iterable[Labels]) -> None:
+        """Count 1 for every label set in `labelled` (repeats add up), under one lock."""
+        counts: dict[Labels, int] = {}  # a plain dict: a Counter cost more than one update
+        for labels in labelled:
+            counts[labels] = counts.get(labels, 0) + 1
+        if not counts:
+            return
+        with self._lock:
+            family = self._series.setdefault(name, {})
+            for labels, count in counts.items():
+                series = family.get(labels)
+                if series is None:
+                    family[labels] = [float(count)]
+                else:
+                    series[0] += count
+
     def observe(self, name: str, labels: Labels, value: float, bounds: tuple[float, ...]) -> None:
         self.observe_many(name, labels, (value,), bounds)
 
@@ -244,17 +260,8 @@ class ApiMetrics:
         """Served predictions: their scores and levels, and every (feature, side) value outside
         the training range among their inputs."""
         self.tally.observe_many(SCORES.name, (), probabilities, SCORE_BOUNDS)
-        # Plain dict counts: a Counter costs more than the rest of a one-customer update.
-        levels: dict[str, int] = {}
-        for level in risk_levels:
-            levels[level] = levels.get(level, 0) + 1
-        for level, count in levels.items():
-            self.tally.add("churnops_predictions", (level,), count)
-        values: dict[tuple[str, str], int] = {}
-        for item in out_of_range:
-            values[item] = values.get(item, 0) + 1
-        for labels, count in values.items():
-            self.tally.add("churnops_out_of_range_values", labels, count)
+        self.tally.add_each("churnops_predictions", ((level,) for level in risk_levels))
+        self.tally.add_each("churnops_out_of_range_values", out_of_range)
 
     def count_rate_limited(self, route: str) -> None:
         self.tally.add("churnops_rate_limited_requests", (route,))
