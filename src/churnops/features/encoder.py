@@ -59,6 +59,11 @@ def _as_float(series: pd.Series) -> np.ndarray:
     return np.array(coerced.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
 
 
+def _is_missing(value: Any) -> bool:
+    """A plain value that means "no value": None or NaN (as pandas reads them in a frame)."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 @dataclass(frozen=True)
 class CategoricalBlock:
     name: str
@@ -226,7 +231,7 @@ class FastEncoder:
                 flat[start + j] = (number - mean) / scale
             for block in categorical:
                 value = row.get(block.name)
-                missing = value is None or (isinstance(value, float) and value != value)
+                missing = _is_missing(value)
                 position = block.index.get(MISSING_CATEGORY if missing else str(value))
                 if position is not None:
                     flat[start + block.offset + position] = 1.0
@@ -244,9 +249,7 @@ class FastEncoder:
                 index = block.index
                 missing = index.get(MISSING_CATEGORY, -1)
                 codes[b] = [
-                    missing
-                    if value is None or (isinstance(value, float) and value != value)
-                    else index.get(str(value), -1)
+                    missing if _is_missing(value) else index.get(str(value), -1)
                     for value in column(block.name)
                 ]
             # Every block's one-hot at once: set (row, block offset + code) where the code is known.
