@@ -39,7 +39,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "churnops needs Python 3.11+")'
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
-	@$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
+	@# Compile bytecode at install time: uv does not, and with PYTHONDONTWRITEBYTECODE=1 (set in
+	@# these shells and the image) every process would compile mlflow, sklearn, ... from source
+	@# again (importing them took 9.7 s instead of 4.6 s here).
+	@$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 setup: system-deps $(STAMP)
