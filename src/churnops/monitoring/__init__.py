@@ -2,7 +2,8 @@
 predictions against the reference profile carried inside the model.
 
 Submodules: `summary` (streaming counts), `stats`, `drift`, `performance`, `temporal`, `monitor`
-(one run), `alerts`, `report` (HTML/JSON, imports plotly) and `prometheus` (gauges).
+(the report of a window), `window` (gathering one), `run` (the whole check: `run_monitor`),
+`alerts`, `report` (HTML/JSON, imports plotly) and `prometheus` (gauges).
 """
 
 from churnops.monitoring.drift import DataQualityReport, DriftReport, FeatureDrift, PredictionDrift

@@ -1,7 +1,6 @@
-"""One monitoring run: a window (frame or summaries) in, a `MonitoringReport` out.
+"""The report of a window: a summarised window (or a frame) in, a `MonitoringReport` out.
 
-This is what the CLI, the flows and the batch scorer call; it holds no I/O, so each of them decides
-where the window comes from and where the report goes.
+No I/O here: `monitoring.run` gathers the window, writes and records the report.
 """
 
 from __future__ import annotations
