@@ -7,7 +7,7 @@ import os
 import typer
 
 from churnops import __version__
-from churnops.cli import eda, keys, models, monitor, predict, serve, train
+from churnops.cli import backup, eda, keys, models, monitor, predict, serve, train
 from churnops.cli.console import setup_logging
 
 app = typer.Typer(
@@ -46,3 +46,5 @@ app.command("monitor")(monitor.monitor_command)
 app.add_typer(models.app, name="models")
 app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")
+app.command("backup")(backup.backup_command)
+app.command("restore")(backup.restore_command)
