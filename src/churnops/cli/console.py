@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,18 +21,34 @@ from rich.progress import (
 )
 
 from churnops.errors import ChurnopsError
+from churnops.logformat import LOG_FORMAT_ENV, JsonLinesWriter, LogFormat, json_handler
 
 # Human output goes to stderr so that `--json` leaves stdout machine-readable.
 err_console = Console(stderr=True)
 out_console = Console()
 EXIT_ERROR = 2
+JSON_CONSOLE_WIDTH = 4096  # no wrapping of a message across several JSON lines
 
 
-def setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: bool, log_format: LogFormat = "text") -> None:
+    """Rich lines on stderr, or one JSON object a line (`log_format="json"`, for log pipelines)."""
+    os.environ[LOG_FORMAT_ENV] = log_format  # the API's workers and the store writer child too
+    if log_format == "json":
+        handler: logging.Handler = json_handler()
+        # What commands print on stderr (banners, progress, `error: ...`) becomes JSON lines too,
+        # unwrapped: a log pipeline gets one object per message.
+        err_console.file = JsonLinesWriter()  # type: ignore[assignment]
+        err_console.width = JSON_CONSOLE_WIDTH
+    else:
+        # Back to sys.stderr at the terminal's width (an earlier call in this process may have
+        # switched to JSON): Rich treats None as "not set" for both.
+        err_console.file = None  # type: ignore[assignment]
+        err_console.width = None  # type: ignore[assignment]
+        handler = RichHandler(console=err_console, show_path=False)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False)],
+        handlers=[handler],
         force=True,
     )
     # Our own events (model swaps, store recovery, replays, resolved alerts) are worth a line.

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 
 import typer
 
 from churnops import __version__
 from churnops.cli import backup, eda, keys, models, monitor, predict, serve, train
 from churnops.cli.console import setup_logging
+from churnops.logformat import LOG_FORMAT_ENV
+
+
+class LogFormatChoice(StrEnum):
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(
     name="churnops",
@@ -28,6 +36,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    log_format: LogFormatChoice = typer.Option(
+        LogFormatChoice.text,
+        "--log-format",
+        envvar=LOG_FORMAT_ENV,
+        case_sensitive=False,
+        help="Log lines as text, or as one JSON object a line (for log pipelines).",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
@@ -36,7 +51,7 @@ def main(
     # MLflow's download bars and telemetry are noise in a CLI that draws its own progress.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    setup_logging(verbose)
+    setup_logging(verbose, log_format.value)
 
 
 app.command("train")(train.train_command)

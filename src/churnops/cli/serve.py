@@ -12,6 +12,7 @@ import typer
 
 from churnops.cli.console import cli_errors, err_console
 from churnops.cli.options import ConfigOption
+from churnops.logformat import requested_format, uvicorn_log_config
 from churnops.settings import get_settings
 
 APP_FACTORY = "churnops.api.app:create_app"
@@ -60,6 +61,8 @@ def serve_command(
             "ssl_keyfile": serving.ssl_keyfile,
             "timeout_graceful_shutdown": 30,
         }
+        if requested_format() == "json":  # uvicorn applies it in every worker
+            options["log_config"] = uvicorn_log_config(access_log=access_log)
         scheme = "https" if serving.ssl_certfile else "http"
         err_console.print(
             f"serving {settings.champion_uri()} on {scheme}://{serving.host}:{serving.port} "

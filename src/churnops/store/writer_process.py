@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 
 from churnops.errors import StoreError
+from churnops.logformat import configure_process_logging
 from churnops.store.records import FeedbackRecord, PredictionRecord
 from churnops.store.spool import append_raw
 from churnops.store.writer import DEFAULT_SPOOL_MAX_BYTES, WriterState
@@ -716,10 +717,8 @@ def main(argv: list[str] | None = None) -> int:
     # what the queue and the spool are for.
     with contextlib.suppress(OSError):
         os.nice(WRITER_NICENESS)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s [store writer] %(message)s"
-    )
-    logging.getLogger("churnops").setLevel(logging.INFO)  # recovery and replays are news
+    # Recovery and replays are news: churnops' events at INFO (JSON lines under --log-format json).
+    configure_process_logging("%(asctime)s %(levelname)s [store writer] %(message)s")
     config = WriterConfig(**orjson.loads(args[0]))
     started = time.monotonic()
     code = _Child(config).run()

@@ -1,0 +1,136 @@
+"""`--log-format json`: every line a real command or a live server writes on stderr is JSON."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import TrainedModel
+from tests.integration.test_api_support import api_settings, example_record, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+CHURNOPS = str(Path(sys.executable).parent / "churnops")
+REQUIRED = ("time", "level", "logger", "event", "pid")
+
+
+def json_lines(stderr: str) -> list[dict[str, Any]]:
+    """Every non-empty stderr line parsed as JSON (fails on the first line that is not)."""
+    lines = []
+    for raw in stderr.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pytest.fail(f"not a JSON line: {raw!r}\n--- stderr ---\n{stderr}")
+        assert all(key in line for key in REQUIRED), line
+        lines.append(line)
+    return lines
+
+
+def test_a_command_logs_json_by_flag_and_by_environment(tmp_path: Path) -> None:
+    env = os.environ | {"CHURNOPS_HOME": str(tmp_path / "home")}
+    env.pop("CHURNOPS_LOG_FORMAT", None)
+    # A command that fails: its one error line is a JSON object with level "error".
+    failed = subprocess.run(
+        [CHURNOPS, "--log-format", "json", "restore", str(tmp_path / "missing.tar.gz")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert failed.returncode == 2
+    lines = json_lines(failed.stderr)
+    errors = [line for line in lines if line["level"] == "error"]
+    assert len(errors) == 1 and "missing.tar.gz does not exist" in errors[0]["event"]
+    # A command that works, with progress and a warning-level note, set by the environment.
+    store = tmp_path / "home" / "predictions.db"
+    store.parent.mkdir(parents=True)
+    sqlite3.connect(store).execute("CREATE TABLE t (x)").connection.commit()
+    done = subprocess.run(
+        [CHURNOPS, "backup", "--output", str(tmp_path / "b"), "--mlflow-db", f"sqlite:///{store}"],
+        env=env | {"CHURNOPS_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    events = " ".join(line["event"] for line in json_lines(done.stderr))
+    assert "backed up 0 store row(s)" in events and "no artifacts folder" in events
+    assert Path(done.stdout.strip()).is_file()  # stdout stays the command's output
+    # Text stays the default.
+    text = subprocess.run(
+        [CHURNOPS, "restore", str(tmp_path / "missing.tar.gz")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "error:" in text.stderr and "{" not in text.stderr
+
+
+@pytest.mark.slow
+def test_a_live_server_with_workers_logs_only_json(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    settings = api_settings(trained_model, tmp_path)
+    port = free_port()
+    dead_port = free_port()  # nothing listens: the store writer children report an outage
+    env = os.environ | {
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_DATABASE_URL": f"postgresql+psycopg://root:pw@127.0.0.1:{dead_port}/none",
+        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
+        "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "0",
+        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+        "CHURNOPS_SERVING__METRICS_DIR": str(tmp_path / "metrics"),
+        "CHURNOPS_LOG_FORMAT": "json",
+    }
+    server = subprocess.Popen(
+        [CHURNOPS, "serve", "--workers", "2", "--port", str(port), "--access-log"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(base + "/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_for(ready, timeout=120), "server did not become ready"
+        record = example_record(trained_model)
+        for i in range(6):
+            response = httpx.post(
+                base + "/predict", json=record, headers={"x-request-id": f"req-{i}"}, timeout=10
+            )
+            assert response.status_code == 200
+        assert httpx.post(base + "/predict", json={"nope": 1}, timeout=10).status_code == 422
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    lines = json_lines(stderr.decode())
+    loggers = {line["logger"] for line in lines}
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert {line["path"] for line in access} >= {"/ready", "/predict"}
+    assert {line["status"] for line in access} >= {200, 422}
+    assert any(line["event"].startswith("serving ") for line in lines)  # the CLI's banner
+    assert any(name.startswith("churnops.store") for name in loggers), loggers
+    assert len({line["pid"] for line in lines}) >= 3  # the CLI, its workers, writer children
