@@ -370,3 +370,52 @@ def _in_database(database_url: str, schema: str) -> str:
     engine.dispose()
     url = sa.engine.make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def two_databases() -> Iterator[tuple[str, str]]:
+    """Two new databases: one store per database in its `public` schema, as compose runs it."""
+    base = postgres_base_url()
+    require_postgres(base)
+    names = [f"churnops_bk_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(base)
+    yield tuple(url.set(database=n).render_as_string(hide_password=False) for n in names)  # type: ignore[misc]
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_postgres_public_schema_round_trip(two_databases: tuple[str, str], tmp_path: Path) -> None:
+    source, target = two_databases
+    fill_store(source, rows=25)
+    before = digests(source)
+    result = create_backup(BackupSources(source, None, None), tmp_path)
+    assert result.manifest.store.schema == "public" and result.manifest.mlflow is None
+    restore_backup(result.path, BackupSources(target, None, None))
+    assert digests(target) == before
+    with PredictionStore(target) as store:
+        store.upgrade()  # the restored store is at the current migration: nothing to do
+        assert store.count_predictions() == 25
+
+
+def test_restore_refuses_another_schema_before_writing_anything(
+    two_databases: tuple[str, str], tmp_path: Path
+) -> None:
+    source, target = two_databases
+    fill_store(source, rows=5)
+    mlflow_db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fill_mlflow(mlflow_db, tmp_path / "artifacts", tmp_path)
+    archive = create_backup(BackupSources(source, mlflow_db, None), tmp_path / "b").path
+    fresh_mlflow = tmp_path / "fresh" / "mlflow.db"
+    elsewhere = _in_database(target, "reporting")
+    with pytest.raises(BackupError, match=r"holds schema 'public' but .* selects 'reporting'"):
+        restore_backup(archive, BackupSources(elsewhere, f"sqlite:///{fresh_mlflow}", None))
+    with pytest.raises(BackupError, match="holds a postgresql copy"):
+        restore_backup(archive, BackupSources(mlflow_db, f"sqlite:///{fresh_mlflow}", None))
+    assert not fresh_mlflow.exists()
+    assert digests(target) == {}

@@ -261,7 +261,7 @@ def restore_backup(
         step("checking the targets are empty")
         for label, url, entry in plan:
             try:
-                reason = databases.occupied(url, schema=entry.schema)
+                reason = databases.target_problem(url, dialect=entry.dialect, schema=entry.schema)
             except databases.DatabaseCopyError as exc:
                 raise BackupError(f"{label} target: {exc}") from exc
             if reason is not None:

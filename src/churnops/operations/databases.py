@@ -61,37 +61,53 @@ def dump(url: str, target: Path) -> Dumped:
 
 
 def restore(url: str, source: Path, *, dialect: str, schema: str | None) -> None:
-    """Load the copy `source` into the EMPTY database at `url` (callers check `occupied` first)."""
-    if dialect_of(url) != dialect:
-        raise DatabaseCopyError(
-            f"the archive holds a {dialect} copy; {redact_url(url)} is {dialect_of(url)}"
-        )
+    """Load the copy `source` into the database at `url` (check `target_problem` first)."""
     if dialect == "sqlite":
         _sqlite_restore(source, _sqlite_file(url))
     else:
         _pg_restore(parse_url(url), source, schema or "public")
 
 
-def occupied(url: str, *, schema: str | None = None) -> str | None:
-    """Why the database at `url` is not empty (None when it is, or does not exist yet)."""
-    if dialect_of(url) == "sqlite":
+def target_problem(url: str, *, dialect: str, schema: str | None) -> str | None:
+    """Why a copy of `dialect` (PostgreSQL: of `schema`) must not be restored into `url`: another
+    kind of database, another schema selected, or data already there. None when it may."""
+    if dialect_of(url) != dialect:
+        return f"the archive holds a {dialect} copy and {redact_url(url)} is {dialect_of(url)}"
+    if dialect == "sqlite":
         path = _sqlite_file(url)
         if not path.exists() or path.stat().st_size == 0:
             return None
         with closing(_sqlite_connect(path, read_only=True)) as conn:
             tables = _sqlite_tables(conn)
         return f"{redact_url(url)} already has tables ({', '.join(tables)})" if tables else None
+    name = schema or "public"
     with _pg_connect(parse_url(url)) as conn:
-        name = schema or _current_schema(conn)
+        selected = _selected_schema(conn)
         rows = conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind = ANY(%s) ORDER BY 1",
             (name, list(_RELKINDS)),
         ).fetchall()
+    if selected != name:
+        return (
+            f"the archive holds schema {name!r} but {redact_url(url)} selects {selected!r} "
+            f"(set its search_path to {name})"
+        )
     if rows:
         names = ", ".join(str(row[0]) for row in rows[:5])
         return f"{redact_url(url)} schema {name} already has relations ({names}...)"
     return None
+
+
+def _selected_schema(conn: psycopg.Connection) -> str:
+    """The schema new tables go to: current_schema(), or the first search_path entry when that
+    schema does not exist yet (a restore creates it)."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    if row is not None and row[0] is not None:
+        return str(row[0])
+    path = conn.execute("SELECT current_setting('search_path')").fetchone()
+    entries = [part.strip().strip('"') for part in str(path[0] if path else "").split(",")]
+    return next((entry for entry in entries if entry and entry != "$user"), "public")
 
 
 def table_counts(url: str, *, schema: str | None = None) -> dict[str, int]:
@@ -268,14 +284,7 @@ def _exact_pattern(name: str) -> str:
 def _pg_restore(url: URL, source: Path, schema: str) -> None:
     pg_restore = _client("pg_restore")
     with _pg_connect(url) as conn:
-        current = conn.execute("SELECT current_schema()").fetchone()
-        selected = None if current is None else current[0]
         exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
-    if selected is not None and selected != schema:
-        raise DatabaseCopyError(
-            f"the archive holds schema {schema!r}; {url.render_as_string(hide_password=True)} "
-            f"selects schema {selected!r} (set its search_path to {schema})"
-        )
     listing = source.with_suffix(".list")
     if exists:
         # The schema is there (empty, checked by the caller): restore everything but its creation.
