@@ -67,7 +67,7 @@ def test_a_command_logs_json_by_flag_and_by_environment(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     events = " ".join(line["event"] for line in json_lines(done.stderr))
-    assert "backed up 0 store row(s)" in events and "no artifacts folder" in events
+    assert "backed up the store (t 0)" in events and "no artifacts folder" in events
     assert Path(done.stdout.strip()).is_file()  # stdout stays the command's output
     # Text stays the default.
     text = subprocess.run(

@@ -73,11 +73,16 @@ def backup_command(
         with RichReporter() as reporter:
             result = create_backup(sources, output, keep=keep, step=reporter.stage)
         manifest = result.manifest
-        rows = sum(manifest.store.tables.values())
-        runs = manifest.mlflow.tables.get("runs", 0) if manifest.mlflow else 0
+        store = ", ".join(
+            f"{table} {rows}"
+            for table, rows in manifest.store.tables.items()
+            if table != "alembic_version"
+        )
+        mlflow = manifest.mlflow.tables if manifest.mlflow else {}
         files = manifest.artifacts.files if manifest.artifacts else 0
         err_console.print(
-            f"backed up {rows} store row(s), {runs} MLflow run(s) and {files} artifact file(s)"
+            f"backed up the store ({store}), MLflow ({mlflow.get('runs', 0)} run(s), "
+            f"{mlflow.get('model_versions', 0)} model version(s)) and {files} artifact file(s)"
             + (f"; removed {len(result.pruned)} older archive(s)" if result.pruned else "")
         )
         typer.echo(str(result.path))
