@@ -134,3 +134,34 @@ def test_a_live_server_with_workers_logs_only_json(
     assert any(line["event"].startswith("serving ") for line in lines)  # the CLI's banner
     assert any(name.startswith("churnops.store") for name in loggers), loggers
     assert len({line["pid"] for line in lines}) >= 3  # the CLI, its workers, writer children
+
+
+def test_warnings_and_mlflow_lines_are_json_too() -> None:
+    """Python warnings and MLflow's own logger (which installs a text handler on import unless
+    told not to) go through the JSON handler."""
+    script = (
+        "import logging, warnings\n"
+        "from churnops.cli.console import setup_logging\n"
+        "setup_logging(False, 'json')\n"
+        "warnings.warn('old parameter', RuntimeWarning)\n"
+        "import mlflow\n"
+        "logging.getLogger('mlflow.store').error('tracking store unreachable')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURNOPS_", "MLFLOW_CONF"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = json_lines(done.stderr)
+    assert [(line["logger"], line["level"]) for line in lines] == [
+        ("py.warnings", "warning"),
+        ("mlflow.store", "error"),
+    ]
+    assert (
+        "old parameter" in lines[0]["event"] and lines[1]["event"] == "tracking store unreachable"
+    )

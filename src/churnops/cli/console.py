@@ -33,7 +33,11 @@ JSON_CONSOLE_WIDTH = 4096  # no wrapping of a message across several JSON lines
 def setup_logging(verbose: bool, log_format: LogFormat = "text") -> None:
     """Rich lines on stderr, or one JSON object a line (`log_format="json"`, for log pipelines)."""
     os.environ[LOG_FORMAT_ENV] = log_format  # the API's workers and the store writer child too
+    # Warnings become log records, and MLflow (imported later, by the commands) is told not to
+    # install its own text handler: in JSON mode their lines must be JSON too.
+    logging.captureWarnings(log_format == "json")
     if log_format == "json":
+        os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
         handler: logging.Handler = json_handler()
         # What commands print on stderr (banners, progress, `error: ...`) becomes JSON lines too,
         # unwrapped: a log pipeline gets one object per message.
