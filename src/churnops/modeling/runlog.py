@@ -1,0 +1,231 @@
+"""What a training run writes to its MLflow run, one function per stage.
+
+Each takes the MLflow client and the run id, never the active run of the calling thread, so a
+stage can log from any thread or task. Only the model itself goes through MLflow's fluent
+`log_model`, inside `active_run(run_id)`.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import DatasetInput, InputTag, RunTag
+from mlflow.models.model import ModelInfo
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+from churnops.data.schema import Schema
+from churnops.modeling import plots
+from churnops.modeling.pyfunc import log_churn_model
+from churnops.modeling.stages import (
+    CandidateResult,
+    GateResult,
+    LeakageCheck,
+    PackagedModel,
+    Selection,
+)
+from churnops.settings import TrainingSettings
+
+EdaWriter = Callable[[pd.DataFrame, Schema, Path, str], Path]
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    names = ["churnops", "mlflow", "scikit-learn", "xgboost-cpu", "lightgbm", "optuna", "pandas"]
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = package_version(name)
+        except Exception:
+            continue
+    return found
+
+
+def log_run_inputs(
+    client: MlflowClient,
+    run_id: str,
+    frame: pd.DataFrame,
+    schema: Schema,
+    *,
+    training: TrainingSettings,
+    data_name: str,
+    data_fingerprint: str,
+) -> None:
+    """Code version, package versions, the run's settings, the dataset and its schema."""
+    set_tags(client, run_id, {"churnops.git_commit": git_commit(), "churnops.kind": "training"})
+    client.log_dict(run_id, package_versions(), "environment/versions.json")
+    mlflow.log_params(
+        {
+            "target": schema.target,
+            "positive_label": schema.positive_label,
+            "id_column": schema.id_column,
+            "seed": training.seed,
+            "test_size": training.test_size,
+            "cv_folds": training.cv_folds,
+            "budget_minutes": training.budget_minutes,
+            "candidates": ",".join(training.candidates),
+            "data_fingerprint": data_fingerprint,
+            "n_rows": len(frame),
+        },
+        run_id=run_id,
+    )
+    with warnings.catch_warnings():
+        # The dataset record's schema is informational: MLflow's advice about integer
+        # columns and missing values concerns model signatures (ours is explicit).
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            frame, name=data_name, digest=data_fingerprint[:36]
+        )
+    context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), [context])])
+    client.log_text(run_id, schema.to_yaml(), "schema.yaml")
+
+
+def log_eda(
+    client: MlflowClient,
+    run_id: str,
+    frame: pd.DataFrame,
+    schema: Schema,
+    *,
+    eda_writer: EdaWriter,
+    data_fingerprint: str,
+) -> None:
+    """The exploratory report of the training table, under `eda/`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = eda_writer(frame, schema, Path(tmp) / "eda.html", data_fingerprint)
+        client.log_artifact(run_id, str(report), "eda")
+
+
+def log_leakage_check(client: MlflowClient, run_id: str, check: LeakageCheck) -> None:
+    client.log_dict(run_id, check.feature_aucs, "leakage/feature_roc_auc.json")
+
+
+def log_candidate(client: MlflowClient, run_id: str, result: CandidateResult) -> None:
+    """A tuned candidate's CV and test metrics, prefixed with its name."""
+    name = result.name
+    mlflow.log_metrics({f"{name}.cv_{k}": v for k, v in result.cv.items()}, run_id=run_id)
+    mlflow.log_metrics({f"{name}.test_{k}": v for k, v in result.test.items()}, run_id=run_id)
+
+
+def log_selection(
+    client: MlflowClient, run_id: str, selection: Selection, *, allow_leakage: bool
+) -> None:
+    """The comparison table, the winner's metrics and parameters, and the leakage verdict."""
+    winner, flags = selection.winner, selection.leakage_flags
+    table = pd.DataFrame([r.metrics_row() for r in selection.candidates])
+    client.log_table(run_id, table, "comparison.json")
+    client.log_text(
+        run_id,
+        table.to_markdown(index=False) if _has_tabulate() else table.to_string(),
+        "comparison.md",
+    )
+    mlflow.log_metrics({f"cv_{k}": v for k, v in winner.cv.items()}, run_id=run_id)
+    mlflow.log_metrics({f"test_{k}": v for k, v in winner.test.items()}, run_id=run_id)
+    mlflow.log_params(
+        {"winner": winner.name, "threshold": winner.threshold, "calibration": winner.calibration},
+        run_id=run_id,
+    )
+    client.log_dict(run_id, {k: str(v) for k, v in winner.params.items()}, "winner_params.json")
+    set_tags(client, run_id, {"churnops.leakage": "true" if flags else "false"})
+    if flags:
+        client.log_dict(run_id, {"flags": [f.to_dict() for f in flags]}, "leakage/flags.json")
+    set_tags(client, run_id, {"churnops.allow_leakage": str(allow_leakage).lower()})
+
+
+def log_model(
+    client: MlflowClient,
+    run_id: str,
+    packaged: PackagedModel,
+    selection: Selection,
+    y_test: np.ndarray,
+) -> ModelInfo:
+    """Feature importance, the evaluation plots and the pyfunc model; returns the logged model."""
+    client.log_dict(run_id, packaged.importance, "feature_importance.json")
+    _log_plots(client, run_id, selection, y_test, packaged.importance)
+    with tempfile.TemporaryDirectory() as tmp, active_run(run_id):
+        return log_churn_model(packaged.bundle, workdir=Path(tmp))
+
+
+def log_gate(client: MlflowClient, run_id: str, gate: GateResult) -> None:
+    set_tags(
+        client,
+        run_id,
+        {
+            "churnops.promoted": str(gate.decision.promote).lower(),
+            "churnops.promotion_reason": gate.decision.reason,
+            "churnops.champion_before": gate.champion_before,
+        },
+    )
+
+
+def log_outcome(client: MlflowClient, run_id: str, *, card: str, summary: dict[str, Any]) -> None:
+    client.log_text(run_id, card, "model_card.md")
+    client.log_dict(run_id, summary, "summary.json")
+
+
+@contextmanager
+def active_run(run_id: str) -> Iterator[None]:
+    """Make `run_id` the active run for MLflow's fluent calls (already so inside `run_training`)."""
+    current = mlflow.active_run()
+    if current is not None and current.info.run_id == run_id:
+        yield
+        return
+    with mlflow.start_run(run_id=run_id, nested=current is not None):
+        yield
+
+
+def _log_plots(
+    client: MlflowClient,
+    run_id: str,
+    selection: Selection,
+    y_test: np.ndarray,
+    importance: dict[str, float],
+) -> None:
+    winner = selection.winner
+    scores = {r.name: r.test_probability for r in selection.candidates}
+    figures = {
+        "plots/roc.png": plots.roc_figure(y_test, scores),
+        "plots/precision_recall.png": plots.pr_figure(y_test, scores),
+        "plots/calibration.png": plots.calibration_figure(
+            y_test, winner.test_probability, winner.name
+        ),
+        "plots/confusion_matrix.png": plots.confusion_figure(
+            y_test, winner.test_probability, winner.threshold
+        ),
+        "plots/feature_importance.png": plots.importance_figure(importance),
+    }
+    for path, fig in figures.items():
+        client.log_figure(run_id, fig, path)
+        plots.close(fig)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
