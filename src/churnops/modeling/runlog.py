@@ -2,7 +2,7 @@
 
 Each takes the MLflow client and the run id, never the active run of the calling thread, so a
 stage can log from any thread or task. Only the model itself goes through MLflow's fluent
-`log_model`, inside `active_run(run_id)`.
+`log_model` (it has no run id argument), inside `active_run(run_id)`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import DatasetInput, InputTag, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -42,6 +43,15 @@ EdaWriter = Callable[[pd.DataFrame, Schema, Path, str], Path]
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any]) -> None:
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
 
 def git_commit() -> str:
@@ -78,7 +88,9 @@ def log_run_inputs(
     """Code version, package versions, the run's settings, the dataset and its schema."""
     set_tags(client, run_id, {"churnops.git_commit": git_commit(), "churnops.kind": "training"})
     client.log_dict(run_id, package_versions(), "environment/versions.json")
-    mlflow.log_params(
+    log_params(
+        client,
+        run_id,
         {
             "target": schema.target,
             "positive_label": schema.positive_label,
@@ -91,7 +103,6 @@ def log_run_inputs(
             "data_fingerprint": data_fingerprint,
             "n_rows": len(frame),
         },
-        run_id=run_id,
     )
     with warnings.catch_warnings():
         # The dataset record's schema is informational: MLflow's advice about integer
@@ -127,8 +138,8 @@ def log_leakage_check(client: MlflowClient, run_id: str, check: LeakageCheck) ->
 def log_candidate(client: MlflowClient, run_id: str, result: CandidateResult) -> None:
     """A tuned candidate's CV and test metrics, prefixed with its name."""
     name = result.name
-    mlflow.log_metrics({f"{name}.cv_{k}": v for k, v in result.cv.items()}, run_id=run_id)
-    mlflow.log_metrics({f"{name}.test_{k}": v for k, v in result.test.items()}, run_id=run_id)
+    log_metrics(client, run_id, {f"{name}.cv_{k}": v for k, v in result.cv.items()})
+    log_metrics(client, run_id, {f"{name}.test_{k}": v for k, v in result.test.items()})
 
 
 def log_selection(
@@ -143,11 +154,12 @@ def log_selection(
         table.to_markdown(index=False) if _has_tabulate() else table.to_string(),
         "comparison.md",
     )
-    mlflow.log_metrics({f"cv_{k}": v for k, v in winner.cv.items()}, run_id=run_id)
-    mlflow.log_metrics({f"test_{k}": v for k, v in winner.test.items()}, run_id=run_id)
-    mlflow.log_params(
+    log_metrics(client, run_id, {f"cv_{k}": v for k, v in winner.cv.items()})
+    log_metrics(client, run_id, {f"test_{k}": v for k, v in winner.test.items()})
+    log_params(
+        client,
+        run_id,
         {"winner": winner.name, "threshold": winner.threshold, "calibration": winner.calibration},
-        run_id=run_id,
     )
     client.log_dict(run_id, {k: str(v) for k, v in winner.params.items()}, "winner_params.json")
     set_tags(client, run_id, {"churnops.leakage": "true" if flags else "false"})
