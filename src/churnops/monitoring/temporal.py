@@ -78,7 +78,7 @@ def period_series(
     points: list[PeriodPoint] = []
     for period in sorted(summaries):
         summary = summaries[period]
-        drift = data_drift(summary, reference, settings)
+        drift = data_drift(summary, reference, settings, p_values=False)  # a point shows none
         prediction = prediction_drift(summary, reference, settings)
         counts = summary.performance
         estimated = estimated_metrics(counts) if counts is not None else None

@@ -51,6 +51,24 @@ def test_shifted_numeric_and_categorical_are_caught(
     assert drift.feature("contract").chi2_pvalue is not None
 
 
+def test_without_p_values_every_figure_and_decision_is_the_same(
+    reference: MonitoringReference, settings: MonitoringSettings
+) -> None:
+    summary = WindowSummary.from_frame(_shifted(7_000, seed=12), reference)
+    full = data_drift(summary, reference, settings)
+
+    lean = data_drift(summary, reference, settings, p_values=False)
+
+    assert all(
+        f.ks_pvalue is None and f.chi2_pvalue is None and f.chi2_statistic is None
+        for f in lean.features
+    )
+    p_value_fields = {"ks_pvalue", "chi2_pvalue", "chi2_statistic"}
+    assert lean.model_dump(exclude={"features": {"__all__": p_value_fields}}) == full.model_dump(
+        exclude={"features": {"__all__": p_value_fields}}
+    )
+
+
 @pytest.mark.slow
 def test_one_million_rows_stable_and_shifted(
     reference: MonitoringReference, settings: MonitoringSettings
