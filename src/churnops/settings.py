@@ -108,6 +108,15 @@ class ServingSettings(BaseModel):
     store_flush_interval_seconds: float = 0.5
     store_batch_size: int = 500
     metrics_dir: str | None = None  # shared by the workers of one server; set by `churnops serve`
+    # /docs, /redoc, /openapi.json: open, behind the API key, or not served. None: `key` in
+    # production, `public` otherwise.
+    docs_access: Literal["public", "key", "off"] | None = None
+    ready_timeout_seconds: float = Field(
+        2.0, gt=0.0
+    )  # /ready answers 503 if the store takes longer
+    # Several workers and no Redis: each counts alone, so each gets limit // workers ("divide").
+    # None: divide, except in production, which refuses to start unless this is set to "divide".
+    rate_limits_without_redis: Literal["divide", "refuse"] | None = None
 
 
 class MonitoringSettings(BaseModel):

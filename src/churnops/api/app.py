@@ -21,8 +21,8 @@ from starlette.types import Receive, Scope, Send
 from churnops import __version__
 from churnops.api.deps import ServiceState
 from churnops.api.errors import ApiError, error_response, install_error_handlers
-from churnops.api.middleware import BodyTooLargeError, ServingMiddleware
-from churnops.api.ratelimit import RateLimiter
+from churnops.api.middleware import OPEN_PATHS, BodyTooLargeError, ServingMiddleware
+from churnops.api.ratelimit import RateLimiter, check_worker_limits, per_worker_limits
 from churnops.api.reload import ScorerLoader, VersionResolver
 from churnops.api.routes import admin, feedback, ops, predict
 from churnops.api.schemas import FeedbackIn
@@ -33,6 +33,15 @@ from churnops.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 TITLE = "churnops prediction API"
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+def docs_access(settings: Settings) -> str:
+    """public | key | off for /docs, /redoc and /openapi.json (default: key in production)."""
+    chosen = settings.serving.docs_access
+    if chosen is not None:
+        return chosen
+    return "key" if settings.env == "production" else "public"
 
 
 def _keyring(settings: Settings) -> KeyRing:
@@ -98,6 +107,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; `scorer_loader`/`resolve_alias`/`limiter` are injectable for tests."""
     settings = settings if settings is not None else get_settings()
+    docs = docs_access(settings)
     service = ServiceState(
         settings,
         keys=_keyring(settings),
@@ -105,15 +115,28 @@ def create_app(
         resolve_alias=resolve_alias,
         limiter=limiter,
     )
+    # Several workers without Redis: production refuses unless told, otherwise the limits are
+    # split; the warning is for `churnops serve` to print once (each worker builds its own app).
+    limits_warning = None
+    if limiter is None:  # an injected limiter is the caller's business
+        limits_warning = check_worker_limits(settings, service.limits)
+        service.limits = per_worker_limits(settings, service.limits)
+    served_docs = docs != "off"
     app = ChurnopsAPI(
         title=TITLE,
         version=__version__,
         description="Churn risk of customers from the registered champion model, with reasons.",
         lifespan=lifespan,
-        redoc_url=None,
+        docs_url="/docs" if served_docs else None,
+        redoc_url="/redoc" if served_docs else None,
+        openapi_url="/openapi.json" if served_docs else None,
     )
     app.state.service = service
-    paths = {"/docs", "/docs/oauth2-redirect", "/openapi.json"}
+    app.state.limits_warning = limits_warning
+    app.state.store_probe = ops.StoreProbe(
+        service.store_reachable, timeout=settings.serving.ready_timeout_seconds
+    )
+    paths = set(DOCS_PATHS) if served_docs else set()
     for router in (predict.router, feedback.router, ops.router, admin.router):
         app.include_router(router)
         paths.update(getattr(route, "path", "") for route in router.routes)
@@ -123,7 +146,11 @@ def create_app(
         return error_response(ApiError(413, "body_too_large", str(exc)))
 
     app.add_exception_handler(BodyTooLargeError, _too_large)
-    app.front = ServingMiddleware(app._inner, service=service, routes=frozenset(paths - {""}))
+    # Documentation shows the whole contract (categories, ranges): in production behind the key.
+    open_paths = OPEN_PATHS | DOCS_PATHS if docs == "public" else OPEN_PATHS - DOCS_PATHS
+    app.front = ServingMiddleware(
+        app._inner, service=service, routes=frozenset(paths - {""}), open_paths=open_paths
+    )
     app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
     return app
 

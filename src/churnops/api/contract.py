@@ -7,13 +7,22 @@ straight from the raw body bytes (`model_validate_json`), with no intermediate `
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
+from churnops.data.profile import ReferenceProfile, typical_record
 from churnops.data.schema import MISSING_CATEGORY, ColumnKind, ColumnSchema, Schema
 
 # Finite, and small enough to survive standardisation and float32 inside the boosters.
@@ -47,7 +56,7 @@ class Contract:
     feature_names: tuple[str, ...]
     allowed: Mapping[str, list[Any]]  # field -> allowed values (categoricals and binaries)
     ranges: tuple[NumericRange, ...]
-    example: dict[str, Any] | None
+    example: dict[str, Any]  # made up from the schema (typical values), never a real customer
     renamed: tuple[tuple[str, str], ...] = ()  # (python field name, column name) where they differ
 
     def out_of_range(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -68,6 +77,18 @@ def _literal(values: Sequence[Any]) -> Any:
     return Literal[tuple(values)]
 
 
+def _no_lookalikes(integer: bool) -> BeforeValidator:
+    """Numeric choices are as strict as numbers: pydantic's Literal takes `true` for 1 and, for
+    whole-number choices, `1.0` for 1 (someone's bug upstream, not a value)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or (integer and isinstance(value, float)):
+            raise PydanticCustomError("literal_error", "Input should be one of the allowed values")
+        return value
+
+    return BeforeValidator(check)
+
+
 def _field_type(column: ColumnSchema) -> tuple[Any, list[Any] | None]:
     """The pydantic type of one feature and, for closed sets, its allowed values."""
     if column.dtype == "bool":
@@ -79,6 +100,9 @@ def _field_type(column: ColumnSchema) -> tuple[Any, list[Any] | None]:
     categories = [c for c in (column.categories or []) if c != MISSING_CATEGORY]
     if not categories:  # nothing known: any text
         return FreeText, None
+    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in categories):
+        integer = column.dtype == "int" or all(isinstance(c, int) for c in categories)
+        return Annotated[_literal(categories), _no_lookalikes(integer)], categories
     return _literal(categories), categories
 
 
@@ -97,33 +121,18 @@ def _python_name(name: str) -> str:
     return cleaned if cleaned and not cleaned[0].isdigit() else f"f_{cleaned}"
 
 
-def _example(schema: Schema, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The first input example with its values as plain JSON (NaN -> null)."""
-    if not examples:
-        return None
-    names = ([schema.id_column] if schema.id_column else []) + schema.feature_names
-    row = examples[0]
-    out: dict[str, Any] = {}
-    for name in names:
-        if name not in row:
-            continue
-        value = row[name]
-        if hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        out[name] = value
-    return out
-
-
 def build_contract(
     schema: Schema,
     *,
     max_batch_size: int,
-    examples: Sequence[Mapping[str, Any]] = (),
+    profile: ReferenceProfile | None = None,
     title: str = "Customer",
 ) -> Contract:
-    """Generate the request models for `schema` (one customer, and a batch of them)."""
+    """Generate the request models for `schema` (one customer, and a batch of them).
+
+    The documented example is made up from the schema and the training profile (typical values,
+    no id): real training rows must never appear in OpenAPI or `GET /model`.
+    """
     fields: dict[str, Any] = {}
     allowed: dict[str, list[Any]] = {}
     ranges: list[NumericRange] = []
@@ -152,21 +161,14 @@ def build_contract(
                 kind,
                 Field(..., alias=column.name, description=description),
             )
-    example = _example(schema, examples)
+    example = typical_record(schema, profile)
     config = ConfigDict(
-        extra="forbid",
-        populate_by_name=False,
-        json_schema_extra={"examples": [example]} if example else None,
+        extra="forbid", populate_by_name=False, json_schema_extra={"examples": [example]}
     )
     customer = create_model(title, __config__=config, **fields)
-    batch_examples = [dict(e) for e in (_batch_example(schema, examples) or [])]
     batch_config = ConfigDict(
         extra="forbid",
-        json_schema_extra=(
-            {"examples": [{"customers": batch_examples}]}  # type: ignore[dict-item]
-            if batch_examples
-            else None
-        ),
+        json_schema_extra={"examples": [{"customers": [example]}]},
     )
     batch = create_model(
         f"{title}Batch",
@@ -191,14 +193,6 @@ def build_contract(
         ranges=tuple(ranges),
         example=example,
     )
-
-
-def _batch_example(
-    schema: Schema, examples: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]] | None:
-    rows = [_example(schema, [row]) for row in list(examples)[:3]]
-    found = [row for row in rows if row]
-    return found or None
 
 
 def record_of(item: BaseModel, contract: Contract) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,11 @@ from churnops.errors import ChurnopsError, ModelNotFoundError, StoreError
 
 logger = logging.getLogger(__name__)
 
-MAX_DETAILS = 50  # a 10,000-row batch of bad rows must not produce a 10,000-entry answer
+# An error answer stays small whatever the request: a 10,000-row batch of bad rows, or a 15 MB
+# field name, must not come back as a bigger answer (an amplifier for whoever sends it).
+MAX_DETAILS = 20  # the rest are counted in the message
+MAX_SHOWN = 80  # characters of any echoed name or value
+MAX_REASON = 300  # characters of one reason (model-defined lists of allowed values included)
 
 
 class ApiError(Exception):
@@ -68,8 +73,19 @@ _TYPE_TAG = re.compile(
 )
 
 
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_SHOWN
+
+
+def clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """`text` cut to `limit` characters, marked with '...' when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def field_path(loc: Sequence[int | str]) -> str:
-    """('customers', 3, 'contract') -> 'customers[3].contract'; the body itself is '(body)'."""
+    """('customers', 3, 'contract') -> 'customers[3].contract'; the body itself is '(body)'.
+
+    Names come from the request (an unknown field is named as sent), so each is clipped."""
     out = ""
     for position, part in enumerate(loc):
         if part == "body" and not out:
@@ -79,15 +95,28 @@ def field_path(loc: Sequence[int | str]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
-    return out or "(body)"
+            name = clip(str(part))
+            out += f".{name}" if out else name
+    return clip(out, 2 * MAX_SHOWN) if out else "(body)"
 
 
 def _shown(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()  # as written in the JSON
+    if isinstance(value, str | bytes):
+        return clip(repr(value[: MAX_SHOWN + 1]))
+    return clip(_SHORT_REPR.repr(value))  # bounded work for a huge object or array
+
+
+def _field_name(loc: Sequence[int | str]) -> str | None:
+    """The innermost field name of a pydantic location (union member tags skipped)."""
+    for position in range(len(loc) - 1, -1, -1):
+        part = loc[position]
+        if isinstance(part, str) and not (position > 0 and _TYPE_TAG.match(part)):
+            return part
+    return None
 
 
 def _type_name(value: Any) -> str:
@@ -129,10 +158,10 @@ def reason_for(error: Mapping[str, Any], allowed: Mapping[str, list[Any]] | None
     ctx = error.get("ctx") or {}
     loc = error.get("loc", ())
     if kind == "literal_error":
-        name = loc[-1] if loc else None
-        values = (allowed or {}).get(str(name)) if name is not None else None
+        name = _field_name(loc)
+        values = (allowed or {}).get(name) if name is not None else None
         listed = repr(values) if values is not None else f"[{ctx.get('expected', '')}]"
-        return f"{_shown(value)} is not one of {listed}"
+        return clip(f"{_shown(value)} is not one of {listed}", MAX_REASON)
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
@@ -154,9 +183,9 @@ def reason_for(error: Mapping[str, Any], allowed: Mapping[str, list[Any]] | None
     if kind == "too_long":
         return f"has {ctx.get('actual_length')} items, at most {ctx.get('max_length')} allowed"
     if kind == "json_invalid":
-        return f"malformed JSON: {ctx.get('error', '')}"
+        return clip(f"malformed JSON: {ctx.get('error', '')}", MAX_REASON)
     message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
+    return clip(message.removeprefix("Value error, "), MAX_REASON)
 
 
 def validation_error(
@@ -165,29 +194,35 @@ def validation_error(
     allowed: Mapping[str, list[Any]] | None = None,
     batch_field: str = "customers",
 ) -> ApiError:
-    """Pydantic errors -> ApiError: 400 malformed JSON, 413 oversized batch, else 422."""
-    errors = list(exc.errors())
-    details = []
+    """Pydantic errors -> ApiError: 400 malformed JSON, 413 oversized batch, else 422.
+
+    At most MAX_DETAILS details (the rest are counted in the message), every echoed name and
+    value clipped: the answer stays a few kilobytes whatever was sent.
+    """
+    errors = exc.errors()
+    details: list[dict[str, Any]] = []
     status = 422
     code = "invalid_input"
     fields_seen: set[str] = set()
-    for error in errors[:MAX_DETAILS]:
+    for error in errors:
         field = field_path(error.get("loc", ()))
         if field in fields_seen:  # one reason per field (a union reports each member)
             continue
         fields_seen.add(field)
-        reason = reason_for(error, allowed)
         if error["type"] == "json_invalid":
             status, code, field = 400, "malformed_json", "(body)"
         elif error["type"] == "too_long" and field == batch_field and status != 400:
             status, code = 413, "batch_too_large"
         elif error["type"] == "too_short" and field == batch_field:
             code = "empty_batch"
+        if len(details) >= MAX_DETAILS:
+            continue  # counted in the message, not shown
+        reason = reason_for(error, allowed)
         details.append({"field": field, "reason": reason, "message": f"{field}: {reason}"})
     if not details:
         details = [{"field": "(body)", "reason": "invalid", "message": "(body): invalid"}]
     message = details[0]["message"]
-    more = len(fields_seen) - 1 + max(0, len(errors) - MAX_DETAILS)
+    more = len(fields_seen) - 1
     if more > 0:
         message += f" (and {more} more problem(s))"
     return ApiError(status, code, message, detail=details)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from churnops.api.body import check_json_media
+from churnops.api.body import check_json_media, request_id_of
 from churnops.api.deps import ServiceState
 from churnops.api.errors import (
     ApiError,
@@ -67,10 +67,17 @@ class ServingMiddleware:
     turns anything unexpected into the JSON 500 shape instead of a bare traceback.
     """
 
-    def __init__(self, app: ASGIApp, service: ServiceState, routes: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: ServiceState,
+        routes: frozenset[str],
+        open_paths: frozenset[str] = OPEN_PATHS,
+    ) -> None:
         self.app = app
         self.service = service
         self.routes = routes
+        self.open_paths = open_paths  # answered without an API key
         self.max_body = service.serving.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,7 +116,7 @@ class ServingMiddleware:
         service = self.service
         headers = dict(scope["headers"])
         identity: str | None = None
-        if service.keys.enabled and path not in OPEN_PATHS:
+        if service.keys.enabled and path not in self.open_paths:
             token = bearer_token(headers.get(b"authorization"))
             identity = service.keys.verify(token) if token else None
             if identity is None:
@@ -171,12 +178,8 @@ class ServingMiddleware:
         try:
             check_json_media(headers.get(b"content-type", b"").decode("latin-1"))
             body = await _read_body(receive)
-            request_id = headers.get(b"x-request-id")
-            payload = predict_one(
-                self.service,
-                body,
-                request_id=request_id.decode("latin-1")[:128] if request_id else None,
-            )
+            request_id = request_id_of(headers.get(b"x-request-id"))
+            payload = predict_one(self.service, body, request_id=request_id)
         except BodyTooLargeError:
             raise  # answered 413 by __call__
         except ApiError as exc:

@@ -1,6 +1,8 @@
 """Fixed-window rate limits per API key (or client address), in process or shared through Redis.
 
-A window is one minute; the answer to an exhausted budget is 429 with `Retry-After` (seconds to
+Without Redis each worker process counts alone, so with several workers each gets the limit
+divided by their number (`per_worker_limits`), and production refuses that unless it is asked
+for (`check_worker_limits`). A window is one minute; the answer to an exhausted budget is 429 with `Retry-After` (seconds to
 the next window). With Redis, every worker and replica counts in the same key, so the limit holds
 for the whole service. Redis being down must not take the API down: the limiter then fails open
 and logs it.
@@ -12,8 +14,12 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from churnops.errors import ConfigError
+from churnops.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -113,3 +119,44 @@ def make_limiter(redis_url: str | None, *, prefix: str = "churnops:ratelimit") -
     if redis_url:
         return RedisLimiter(redis_url, prefix=prefix)
     return InProcessLimiter()
+
+
+def counts_alone(settings: Settings) -> bool:
+    """Several workers and no Redis: each worker's limiter sees only its own requests."""
+    return settings.serving.workers > 1 and not settings.redis_url
+
+
+def check_worker_limits(settings: Settings, limits: Mapping[str, int]) -> str | None:
+    """The start-up warning for limits split between workers (None when they are not).
+
+    ConfigError in production unless `serving.rate_limits_without_redis: divide` says that split
+    is wanted: there, limits are usually a promise to someone, and Redis keeps it exactly.
+    """
+    if not limits or not counts_alone(settings):
+        return None
+    serving = settings.serving
+    policy = serving.rate_limits_without_redis or (
+        "refuse" if settings.env == "production" else "divide"
+    )
+    if policy == "refuse":
+        raise ConfigError(
+            f"refusing to start: {serving.workers} workers without Redis would each count rate "
+            "limits alone; set CHURNOPS_REDIS_URL (one shared count), or "
+            "serving.rate_limits_without_redis: divide (each worker gets limit / workers)"
+        )
+    shown = ", ".join(
+        f"{route} {limit}->{max(1, limit // serving.workers)}" for route, limit in limits.items()
+    )
+    return (
+        f"rate limits are counted per worker ({serving.workers} workers, no Redis): each worker "
+        f"allows limit / {serving.workers} per minute ({shown}); set CHURNOPS_REDIS_URL for "
+        "exact limits"
+    )
+
+
+def per_worker_limits(settings: Settings, limits: Mapping[str, int]) -> dict[str, int]:
+    """What one worker allows so that all of them together allow at most the limit."""
+    if not counts_alone(settings):
+        return dict(limits)
+    workers = settings.serving.workers
+    return {route: max(1, limit // workers) for route, limit in limits.items()}

@@ -116,10 +116,9 @@ class ModelManager:
         contract = build_contract(
             scorer.schema,
             max_batch_size=self.max_batch_size,
-            examples=scorer.bundle.input_example,
+            profile=scorer.bundle.profile,
         )
-        if contract.example:  # first calls pay one-off costs here, not on a user's request
-            scorer.warm_up(contract.example)
+        scorer.warm_up(contract.example)  # first calls pay one-off costs here, not a user's request
         return LoadedModel(
             scorer=scorer,
             contract=contract,

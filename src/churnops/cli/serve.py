@@ -52,6 +52,8 @@ def serve_command(
         settings = get_settings(config, **overrides)
         serving = settings.serving
         app = create_app(settings)  # fails fast (e.g. production without keys), before binding
+        if app.state.limits_warning:  # several workers, no Redis: said once, not per worker
+            err_console.print(f"warning: {app.state.limits_warning}")
         options: dict[str, Any] = {
             "host": serving.host,
             "port": serving.port,

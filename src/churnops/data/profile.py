@@ -7,6 +7,8 @@ fixed 20-bin histogram on [0, 1], quantiles and the share per risk level.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -136,3 +138,46 @@ def profile_frame(frame: pd.DataFrame, schema: Schema) -> ReferenceProfile:
         else:
             profile.categorical[column.name] = described
     return profile
+
+
+def typical_record(schema: Schema, profile: ReferenceProfile | None = None) -> dict[str, Any]:
+    """A made-up customer with typical values: never a real row, and no id.
+
+    Used wherever an example request is shown or logged (OpenAPI, `GET /model`, the MLflow input
+    example), so no training customer leaks through documentation. Numbers are the training
+    median (the middle of the training range without a profile), rounded; categories the most
+    frequent one (the first allowed one without a profile).
+    """
+    profile = profile or ReferenceProfile()
+    record: dict[str, Any] = {}
+    for column in schema.features:
+        if column.categories:
+            record[column.name] = _typical_category(column, profile.categorical.get(column.name))
+        elif column.is_numeric_encoded:
+            record[column.name] = _typical_number(column, profile.numeric.get(column.name))
+        else:  # free text without known categories
+            record[column.name] = ""
+    return record
+
+
+def _typical_category(column: ColumnSchema, counts: CategoricalProfile | None) -> Any:
+    allowed = [c for c in column.categories or [] if c != MISSING_CATEGORY]
+    if counts is not None:
+        by_text = {str(c): c for c in allowed}
+        ranked = sorted(counts.frequencies.items(), key=lambda item: -item[1])
+        for text, _ in ranked:
+            if text in by_text:
+                return by_text[text]
+    return allowed[0] if allowed else ""
+
+
+def _typical_number(column: ColumnSchema, numbers: NumericProfile | None) -> int | float:
+    if numbers is not None and numbers.quantiles:
+        value = float(np.nanmedian(np.asarray(numbers.quantiles, dtype=float)))
+    elif column.min is not None and column.max is not None:
+        value = (column.min + column.max) / 2
+    else:
+        value = 0.0
+    if not np.isfinite(value):
+        value = 0.0
+    return round(value) if column.dtype == "int" else round(value, 2)

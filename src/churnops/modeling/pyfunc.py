@@ -16,6 +16,7 @@ from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, DataType, TensorSpec
 from mlflow.types import Schema as MlflowSchema
 
+from churnops.data.profile import typical_record
 from churnops.data.schema import Schema
 from churnops.data.validate import validate_against_schema
 from churnops.modeling.scorer import ModelBundle, Scorer
@@ -101,7 +102,8 @@ def log_churn_model(bundle: ModelBundle, *, workdir: Path, name: str = "model") 
     schema_path = bundle.schema.save(workdir / "schema.yaml")
     profile_path = workdir / "reference_profile.json"
     profile_path.write_text(bundle.profile.model_dump_json())
-    example = pd.DataFrame(bundle.input_example)
+    # Made up from the schema and profile: the logged example is public to every MLflow reader.
+    example = pd.DataFrame([typical_record(bundle.schema, bundle.profile)])
     with warnings.catch_warnings():
         # MLflow warns about the untyped predict signature and int columns; the signature below
         # is explicit, so both warnings are noise for our users.

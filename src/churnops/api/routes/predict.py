@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from churnops.api.body import check_json_content_type, parse_body, validate_body
+from churnops.api.body import check_json_content_type, parse_body, request_id_of, validate_body
 from churnops.api.contract import record_of
 from churnops.api.deps import ServiceState
 from churnops.api.errors import json_response
@@ -90,8 +90,7 @@ def score_records(
 
 
 def _request_id(request: Request) -> str | None:
-    value = request.headers.get("x-request-id")
-    return value[:128] if value else None
+    return request_id_of(next((v for k, v in request.headers.raw if k == b"x-request-id"), None))
 
 
 @router.post(
