@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -309,3 +311,152 @@ def test_every_prediction_is_stored(client: TestClient, record: dict[str, Any], 
 def test_unknown_route_and_method(client: TestClient) -> None:
     assert _error(client.get("/nope"), 404)["error"] == "not_found"
     assert _error(client.get("/predict"), 405)["error"] == "method_not_allowed"
+
+
+def _feature_rows(trained_model: TrainedModel) -> set[tuple[Any, ...]]:
+    names = trained_model.outcome.schema.feature_names
+    frame = trained_model.frame[names].astype(object)
+    return {tuple(row) for row in frame.itertuples(index=False)}
+
+
+def test_examples_are_made_up_never_training_rows(
+    client: TestClient, trained_model: TrainedModel
+) -> None:
+    """OpenAPI and GET /model show typical values (median, most frequent category), no ids."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    customer = schemas["Customer"]["examples"][0]
+    batch = schemas["CustomerBatch"]["examples"][0]["customers"]
+    model_example = client.get("/model").json()["input_example"]
+    frame = trained_model.frame
+    names = trained_model.outcome.schema.feature_names
+    rows = _feature_rows(trained_model)
+    profile = trained_model.scorer().bundle.profile
+    for example in (customer, *batch, model_example):
+        assert sorted(example) == sorted(names)  # features only: no customer id
+        assert tuple(example[name] for name in names) not in rows
+        # Typical values of the training split (what the model's profile holds).
+        assert example["tenure"] == round(np.median(profile.numeric["tenure"].quantiles))
+        charges = np.median(profile.numeric["monthly_charges"].quantiles)
+        assert example["monthly_charges"] == round(charges, 2)
+        assert abs(charges - frame["monthly_charges"].median()) < 5
+        for name in ("contract", "female"):
+            frequencies = profile.categorical[name].frequencies
+            assert str(example[name]) == max(frequencies, key=frequencies.__getitem__)
+    assert client.post("/predict", json=customer).status_code == 200
+
+
+def test_mlflow_input_example_is_made_up(trained_model: TrainedModel, tmp_path: Path) -> None:
+    """What the MLflow registry shows every reader: the same made-up customer."""
+    import json
+
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{trained_model.champion_uri}", dst_path=str(tmp_path)
+    )
+    saved = json.loads((Path(local) / "input_example.json").read_text())
+    columns, data = saved["columns"], saved["data"]
+    assert len(data) == 1 and "customer_id" not in columns
+    example = dict(zip(columns, data[0], strict=True))
+    assert example == trained_model.scorer().bundle.input_example[0]
+    names = trained_model.outcome.schema.feature_names
+    assert tuple(example[name] for name in names) not in _feature_rows(trained_model)
+
+
+@pytest.fixture(scope="module")
+def roomy_client(trained_model: TrainedModel, home: Path) -> Iterator[TestClient]:
+    """The default body limit (16 MB), for requests that are big on purpose."""
+    settings = api_settings(trained_model, home / "roomy")
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("path", ["/predict", "/feedback", "/predict/batch"])
+def test_a_huge_unknown_field_gets_a_small_answer(
+    roomy_client: TestClient, record: dict[str, Any], path: str
+) -> None:
+    """A 15 MB field name used to come back two or three times (45 MB out for 15 MB in)."""
+    name = "n" * 15_000_000
+    bodies = {
+        "/predict": record | {name: 1},
+        "/feedback": {"prediction_id": "p-1", "label": 1, name: 1},
+        "/predict/batch": {"customers": [record | {name: 1}]},
+    }
+    response = roomy_client.post(path, content=orjson.dumps(bodies[path]), headers=JSON)
+    body = _error(response, 422)
+    assert len(response.content) < 2_000
+    prefix = "customers[0]." if path == "/predict/batch" else ""
+    assert body["message"].startswith(prefix + "n" * 20)
+    assert body["message"].endswith("...: unknown field")
+    assert body["detail"][0]["reason"] == "unknown field"
+
+
+def test_many_problems_are_counted_not_listed(
+    roomy_client: TestClient, record: dict[str, Any]
+) -> None:
+    bad = {"customers": [record | {"tenure": "x"} for _ in range(500)]}
+    body = _error(roomy_client.post("/predict/batch", json=bad), 422)
+    assert len(body["detail"]) == 20
+    assert body["message"].endswith("(and 499 more problem(s))")
+
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch", "/feedback"])
+def test_duplicate_keys_are_refused_as_ambiguous(
+    client: TestClient, record: dict[str, Any], path: str
+) -> None:
+    one = orjson.dumps(record).decode()
+    bodies = {
+        "/predict": one[:-1] + ', "tenure": 70}',
+        "/predict/batch": '{"customers": [' + one[:-1] + ', "tenure": 70}]}',
+        "/feedback": '{"prediction_id": "p-1", "label": 0, "label": 1}',
+    }
+    response = client.post(path, content=bodies[path].encode(), headers=JSON)
+    body = _error(response, 400)
+    assert body["error"] == "ambiguous_json"
+    key = "label" if path == "/feedback" else "tenure"
+    assert body["detail"][0]["field"] == key
+    assert body["message"].startswith(f"{key}: appears more than once")
+
+
+@pytest.mark.parametrize("value", [True, 1.0, 0.0])
+def test_binary_field_is_strict(client: TestClient, record: dict[str, Any], value: Any) -> None:
+    shown = orjson.dumps(value).decode()
+    for path, body, field in (
+        ("/predict", record | {"female": value}, "female"),
+        ("/predict/batch", {"customers": [record, record | {"female": value}]}, "customers[1].female"),
+    ):  # fmt: skip
+        error = _error(client.post(path, json=body), 422)
+        assert error["message"] == f"{field}: {shown} is not one of [0, 1]", error
+        assert error["detail"][0]["field"] == field
+
+
+def test_request_id_is_stored_exactly_as_sent(
+    client: TestClient, record: dict[str, Any], home: Path
+) -> None:
+    request_id = "commande-été-✓-42"
+    for path, body in (("/predict", record), ("/predict/batch", {"customers": [record]})):
+        response = client.post(
+            path, content=orjson.dumps(body), headers=JSON | {"X-Request-ID": request_id.encode()}
+        )
+        assert response.status_code == 200, response.text
+    # (Bytes that are not UTF-8 are refused too: see the unit tests; the test client re-encodes.)
+    for bad in (b"r" * 129, b"id-with-\x7f-delete"):
+        for path in ("/predict", "/predict/batch"):
+            body = record if path == "/predict" else {"customers": [record]}
+            response = client.post(
+                path, content=orjson.dumps(body), headers=JSON | {"X-Request-ID": bad}
+            )
+            error = _error(response, 400)
+            assert error["detail"][0]["field"] == "X-Request-ID"
+    store = PredictionStore(f"sqlite:///{home / 'predictions.db'}")
+    try:
+        ok = wait_for(lambda: (store.read_predictions()["request_id"] == request_id).sum() == 2)
+        stored = store.read_predictions()["request_id"]
+        assert ok, stored.dropna().unique()
+        assert not stored.fillna("").str.contains("r" * 129).any()
+    finally:
+        store.close()

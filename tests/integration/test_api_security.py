@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
 import ssl
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +23,7 @@ from typer.testing import CliRunner
 
 from churnops.api.app import create_app
 from churnops.api.ratelimit import RedisLimiter
-from churnops.apikeys import hash_key
+from churnops.apikeys import add_key, hash_key
 from churnops.cli.main import app as cli
 from churnops.errors import ConfigError
 from tests.conftest import TrainedModel
@@ -23,8 +31,10 @@ from tests.integration.test_api_support import (
     REDIS_URL,
     api_settings,
     example_record,
+    free_port,
     live_server,
     need_service,
+    postgres_database,
     wait_for,
 )
 
@@ -84,7 +94,8 @@ def test_keys_create_then_authenticate(trained_model: TrainedModel, tmp_path: Pa
         assert client.post("/predict", json=record, headers=good).status_code == 200
         assert client.get("/metrics", headers=good).status_code == 200
         assert client.post("/admin/reload", headers=good).json()["status"] == "unchanged"
-        spec = client.get("/openapi.json").json()
+        assert client.get("/openapi.json").status_code == 401  # production: docs need the key
+        spec = client.get("/openapi.json", headers=good).json()
         assert "bearer" in spec["components"]["securitySchemes"]
 
         listed = CliRunner().invoke(cli, ["keys", "list", "--json", "--keys-file", str(keys_file)])
@@ -219,3 +230,231 @@ def test_unexpected_error_in_the_serving_layer_is_a_json_500(
     assert (
         'churnops_http_requests_total{method="POST",route="/predict",status="500"} 1.0' in metrics
     )
+
+
+DOC_ROUTES = ("/docs", "/redoc", "/openapi.json")
+
+
+@pytest.mark.parametrize(
+    ("env", "docs_access", "open_status", "keyed_status"),
+    [
+        ("production", None, 401, 200),  # production default: behind the key like the rest
+        ("production", "public", 200, 200),
+        ("production", "off", 401, 404),  # not served: an unknown path, behind the key
+        ("development", "off", 401, 404),
+        ("development", None, 200, 200),  # development stays open
+        ("development", "key", 401, 200),
+    ],
+)
+def test_docs_follow_the_docs_access_setting(
+    trained_model: TrainedModel,
+    tmp_path: Path,
+    env: str,
+    docs_access: str | None,
+    open_status: int,
+    keyed_status: int,
+) -> None:
+    settings = api_settings(trained_model, tmp_path, docs_access=docs_access)
+    settings.env = env  # type: ignore[assignment]
+    settings.serving.api_key_hashes = [hash_key(KEY)]
+    with TestClient(create_app(settings)) as client:
+        for path in DOC_ROUTES:
+            assert client.get(path).status_code == open_status, path
+            keyed = client.get(path, headers={"Authorization": f"Bearer {KEY}"})
+            assert keyed.status_code == keyed_status, path
+        assert client.get("/health").status_code == 200  # probes stay open
+        assert client.get("/ready").status_code == 200
+
+
+def test_keys_revoke_help_tells_the_truth() -> None:
+    result = CliRunner().invoke(cli, ["keys", "revoke", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "within a second" in text and "restart" not in text
+
+
+def test_production_refuses_unsplit_limits_with_several_workers(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    settings = api_settings(trained_model, tmp_path, workers=2, rate_limit_per_minute=20)
+    settings.env = "production"
+    settings.serving.api_key_hashes = [hash_key(KEY)]
+    settings.redis_url = None
+    with pytest.raises(ConfigError, match="2 workers without Redis"):
+        create_app(settings)
+    settings.serving.rate_limits_without_redis = "divide"  # asked for: each worker gets 10
+    app = create_app(settings)
+    assert app.state.service.limits["/predict"] == 10
+    assert "each worker allows limit / 2" in app.state.limits_warning
+    settings.redis_url = REDIS_URL  # one shared count: the limit as configured, no warning
+    app = create_app(settings)
+    assert app.state.service.limits["/predict"] == 20 and app.state.limits_warning is None
+    # Development splits without being asked (and warns); one worker is left alone.
+    dev = api_settings(trained_model, tmp_path, workers=3, rate_limit_per_minute=20)
+    dev.redis_url = None
+    assert create_app(dev).state.service.limits["/predict"] == 6
+    dev.serving.workers = 1
+    assert create_app(dev).state.service.limits["/predict"] == 20
+
+
+def test_serve_command_refuses_unsplit_limits_in_production(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys_file = tmp_path / "keys.json"
+    add_key(keys_file, name="test")
+    monkeypatch.setenv("CHURNOPS_ENV", "production")
+    monkeypatch.setenv("CHURNOPS_SERVING__KEYS_FILE", str(keys_file))
+    monkeypatch.delenv("CHURNOPS_REDIS_URL", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--port", "1", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "2 workers without Redis" in result.output
+    assert "Traceback" not in result.output
+
+
+class PartitionProxy:
+    """A TCP forwarder to Postgres that can drop into a network partition and back.
+
+    Partitioned, it keeps every connection open and accepts new ones, but forwards nothing:
+    the database neither answers nor refuses, the way it looks when packets are dropped.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def partition(self) -> None:
+        self.flowing.clear()
+
+    def heal(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.flowing.set()
+        for sock in [self._server, *self._sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self._sockets.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self.flowing.wait()  # partitioned: the connection is accepted, then nothing happens
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        self._sockets.append(upstream)
+        for src, dst in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                self.flowing.wait()  # partitioned: held, neither delivered nor refused
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+
+def test_ready_answers_in_time_while_the_database_hangs(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    with postgres_database() as direct_url:
+        proxy = PartitionProxy(("127.0.0.1", 5432))
+        proxied = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        settings = api_settings(trained_model, tmp_path, ready_timeout_seconds=0.5)
+        settings.database_url = proxied
+        try:
+            with live_server(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+                assert wait_for(lambda: client.get("/ready").json()["status"] == "ok")
+                proxy.partition()
+                time.sleep(1.2)  # past the one-second cache of the last good ping
+                for _ in range(3):  # the first check starts the ping, later ones find it hanging
+                    started = time.monotonic()
+                    response = client.get("/ready", timeout=15)
+                    elapsed = time.monotonic() - started
+                    assert elapsed < 1.5, f"/ready took {elapsed:.1f} s"
+                    assert response.status_code == 503, response.text
+                    body = response.json()
+                    assert "store_timeout" in body["degraded"]
+                    assert body["checks"]["store"].startswith("no answer within 0.5 s")
+                    assert body["checks"]["model"].startswith("ok")
+                assert client.get("/health", timeout=2).status_code == 200
+                proxy.heal()
+                assert wait_for(lambda: client.get("/ready", timeout=5).status_code == 200)
+        finally:
+            proxy.close()
+
+
+@pytest.mark.slow
+def test_two_workers_without_redis_keep_one_limit(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """`churnops serve --workers 2`, no Redis, 20 requests/minute per key: of 60 requests at
+    most 20 get through (it used to be 37), and the start-up warning is printed once."""
+    settings = api_settings(trained_model, tmp_path)
+    keys_file = tmp_path / "keys.json"
+    key, _ = add_key(keys_file, name="crm")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "CHURNOPS_REDIS_URL"} | {
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
+        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "CHURNOPS_SERVING__KEYS_FILE": str(keys_file),
+        "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "20",
+        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+    }
+    churnops = str(Path(sys.executable).parent / "churnops")
+    server = subprocess.Popen(
+        [churnops, "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    record = example_record(trained_model)
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(base + "/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_for(ready, timeout=120), "server did not become ready"
+        # Both workers ready: a run of fresh connections (spread over both) all answer 200.
+        assert wait_for(lambda: all(ready() for _ in range(10)), timeout=120)
+        if time.time() % 60 > 45:  # all 60 requests inside one one-minute window
+            time.sleep(61 - time.time() % 60)
+        # A new connection per request lets the kernel hand them to either worker.
+        codes = [
+            httpx.post(base + "/predict", json=record, headers=auth, timeout=10).status_code
+            for _ in range(60)
+        ]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, errors = server.communicate(timeout=60)
+    log = errors.decode()
+    assert set(codes) <= {200, 429}, codes
+    assert 10 <= codes.count(200) <= 20, codes
+    assert log.count("rate limits are counted per worker") == 1, log[-3000:]
+    assert "each worker allows limit / 2 per minute (/predict 20->10" in " ".join(log.split())

@@ -46,8 +46,12 @@ def api_settings(trained: TrainedModel, tmp_path: Path, **serving: Any) -> Setti
 
 
 def example_record(trained: TrainedModel) -> dict[str, Any]:
-    """The model's first input example as JSON-ready values."""
-    row = dict(trained.scorer().bundle.input_example[0])
+    """The first complete training row (id and features) as JSON-ready values.
+
+    (Taken from the training table the test owns: the model carries no real rows.)"""
+    schema = trained.outcome.schema
+    columns = [*([schema.id_column] if schema.id_column else []), *schema.feature_names]
+    row = trained.frame[columns].dropna().iloc[0].to_dict()
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 

@@ -64,7 +64,7 @@ def revoke_command(
     keys_file: Path | None = KeysFileOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Remove a key (running servers pick it up on restart)."""
+    """Remove a key: running servers refuse it within a second (they re-read the keys file)."""
     with cli_errors():
         if not revoke_key(_keys_file(config, keys_file), key_id):
             err_console.print(f"no key with id {key_id}")
