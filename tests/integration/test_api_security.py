@@ -255,7 +255,7 @@ def test_docs_follow_the_docs_access_setting(
     keyed_status: int,
 ) -> None:
     settings = api_settings(trained_model, tmp_path, docs_access=docs_access)
-    settings.env = env  # type: ignore[assignment]
+    settings.env = env
     settings.serving.api_key_hashes = [hash_key(KEY)]
     with TestClient(create_app(settings)) as client:
         for path in DOC_ROUTES:

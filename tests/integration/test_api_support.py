@@ -52,7 +52,7 @@ def example_record(trained: TrainedModel) -> dict[str, Any]:
     schema = trained.outcome.schema
     columns = [*([schema.id_column] if schema.id_column else []), *schema.feature_names]
     row = trained.frame[columns].dropna().iloc[0].to_dict()
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    return {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
 @contextmanager
