@@ -305,8 +305,11 @@ def test_serve_command_refuses_unsplit_limits_in_production(
     monkeypatch.setenv("CHURNOPS_ENV", "production")
     monkeypatch.setenv("CHURNOPS_SERVING__KEYS_FILE", str(keys_file))
     monkeypatch.delenv("CHURNOPS_REDIS_URL", raising=False)
-    result = CliRunner().invoke(cli, ["serve", "--port", "1", "--workers", "2"])
-    assert result.exit_code == 2
+    # A port already taken: a server that did not refuse would fail to bind (exit 1), not hang.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(cli, ["serve", "--port", port, "--workers", "2"])
+    assert result.exit_code == 2, result.output
     assert "2 workers without Redis" in result.output
     assert "Traceback" not in result.output
 
