@@ -102,6 +102,10 @@ def _field_type(column: ColumnSchema) -> tuple[Any, list[Any] | None]:
         return FreeText, None
     if all(isinstance(c, int | float) and not isinstance(c, bool) for c in categories):
         integer = column.dtype == "int" or all(isinstance(c, int) for c in categories)
+        low, high = min(categories), max(categories)
+        if integer and categories == list(range(int(low), int(high) + 1)):
+            # 0/1 and the like: a strict integer range, checked without calling Python.
+            return Annotated[int, Field(strict=True, ge=low, le=high)], categories
         return Annotated[_literal(categories), _no_lookalikes(integer)], categories
     return _literal(categories), categories
 

@@ -157,9 +157,12 @@ def reason_for(error: Mapping[str, Any], allowed: Mapping[str, list[Any]] | None
     value = error.get("input")
     ctx = error.get("ctx") or {}
     loc = error.get("loc", ())
-    if kind == "literal_error":
-        name = _field_name(loc)
-        values = (allowed or {}).get(name) if name is not None else None
+    name = _field_name(loc)
+    values = (allowed or {}).get(name) if name is not None else None
+    if kind == "literal_error" or (
+        values is not None and kind not in ("missing", "extra_forbidden")
+    ):
+        # A closed set of values (categories, 0/1 fields): say which, whatever the check was.
         listed = repr(values) if values is not None else f"[{ctx.get('expected', '')}]"
         return clip(f"{_shown(value)} is not one of {listed}", MAX_REASON)
     if kind == "missing":
