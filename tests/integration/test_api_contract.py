@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churnops.api.app import create_app
+from churnops.data.profile import typical_record
 from churnops.store import PredictionStore
 from tests.conftest import TrainedModel
 from tests.integration.test_api_support import api_settings, example_record, wait_for
@@ -359,7 +360,8 @@ def test_mlflow_input_example_is_made_up(trained_model: TrainedModel, tmp_path: 
     columns, data = saved["columns"], saved["data"]
     assert len(data) == 1 and "customer_id" not in columns
     example = dict(zip(columns, data[0], strict=True))
-    assert example == trained_model.scorer().bundle.input_example[0]
+    bundle = trained_model.scorer().bundle
+    assert example == typical_record(bundle.schema, bundle.profile)
     names = trained_model.outcome.schema.feature_names
     assert tuple(example[name] for name in names) not in _feature_rows(trained_model)
 
