@@ -8,7 +8,6 @@ what a stage needs (settings sections, the MLflow client, the run id) is passed 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from churnops.data.profile import profile_frame, profile_scores
+from churnops.data.profile import profile_frame, profile_scores, typical_record
 from churnops.data.schema import Schema, target_vector
 from churnops.features.pipeline import build_pipeline
 from churnops.modeling.calibration import Calibrator, choose_calibration
@@ -244,8 +243,9 @@ def package_bundle(
         data_fingerprint=data_fingerprint,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         leakage_flags=[f.to_dict() for f in selection.leakage_flags],
-        input_example=input_example(split.train, schema),
     )
+    # Made up from the schema and profile, never real customers: the bundle travels with the model.
+    bundle.input_example = [typical_record(schema, bundle.profile)]
     scorer = Scorer(bundle)
     test_scores = scorer.score_frame(split.test)
     bundle.profile.scores = profile_scores(
@@ -256,13 +256,6 @@ def package_bundle(
         zip(scorer.encoder.feature_names, contributions.mean(axis=0).tolist(), strict=True)
     )
     return PackagedModel(bundle=bundle, importance=importance)
-
-
-def input_example(train: pd.DataFrame, schema: Schema, rows: int = 3) -> list[dict[str, Any]]:
-    """A few complete training rows (features, and the id when there is one) as JSON records."""
-    columns = [*([schema.id_column] if schema.id_column else []), *schema.feature_names]
-    sample = train[columns].dropna().head(rows)
-    return json.loads(sample.to_json(orient="records"))
 
 
 def register_model(

@@ -126,14 +126,22 @@ def test_winner_is_the_best_cv_score_and_model_flags_follow_feature_flags() -> N
         stages.select_winner([], [], model_limit=0.99)
 
 
-def test_input_example_is_complete_rows_with_the_id() -> None:
-    frame, schema = _customers(40)
-    frame.loc[0, "total_charges"] = np.nan
+@pytest.mark.slow
+def test_bundle_example_is_made_up_not_a_training_row(
+    tuned: tuple[stages.Split, Schema, stages.Selection],
+) -> None:
+    split, schema, selection = tuned
+    packaged = stages.package_bundle(
+        selection, split, schema, risk_bands=RiskBands(), data_fingerprint="abc"
+    )
 
-    example = stages.input_example(frame, schema, rows=2)
-
-    assert [row["customer_id"] for row in example] == ["C00001", "C00002"]
-    assert set(example[0]) == {"customer_id", *schema.feature_names}
+    (example,) = packaged.bundle.input_example
+    assert schema.id_column not in example
+    assert set(example) == set(schema.feature_names)
+    features = split.train[schema.feature_names].astype(str)
+    as_text = {k: str(v) for k, v in example.items()}
+    matches = (features == pd.Series(as_text)).all(axis=1)
+    assert not matches.any(), "the example is a real training row"
 
 
 @pytest.fixture
