@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -71,7 +72,10 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except ChurnopsError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # soft_wrap: one line however narrow the terminal (the line is meant to be grepped).
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True
+        )
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -28,10 +28,6 @@ def eda_command(
     output: Path = typer.Option(Path("reports/eda.html"), "--output", "-o", help="HTML file."),
 ) -> None:
     """Write an exploratory HTML report (distributions, churn rates, correlations, missing values)."""
-    from churnops.data.fingerprint import fingerprint
-    from churnops.data.load import load_training_table
-    from churnops.reporting.eda import write_eda_report
-
     with cli_errors():
         settings = settings_for_data(
             config,
@@ -41,6 +37,10 @@ def eda_command(
             id_column=id_column,
             exclude=exclude,
         )
+        from churnops.data.fingerprint import fingerprint  # heavy: after the cheap checks
+        from churnops.data.load import load_training_table
+        from churnops.reporting.eda import write_eda_report
+
         frame, schema = load_training_table(settings.data)
         path = write_eda_report(frame, schema, output, fingerprint=fingerprint(frame))
         out_console.print(f"EDA report written to [bold]{path}[/]")

@@ -27,7 +27,7 @@ def _registry(config: Path | None, model_name: str | None) -> tuple[MlflowClient
     from churnops.modeling.tracking import configure_tracking
 
     settings = get_settings(config)
-    return configure_tracking(settings), model_name or settings.registry.model_name
+    return configure_tracking(settings, must_exist=True), model_name or settings.registry.model_name
 
 
 @app.command("list")
@@ -37,10 +37,10 @@ def list_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Versions with aliases and key metrics, newest first."""
-    from churnops.modeling import registry
-
     with cli_errors():
         client, name = _registry(config, model_name)
+        from churnops.modeling import registry  # after the cheap checks: it imports MLflow
+
         versions = registry.list_versions(client, name=name)
         if as_json:
             typer.echo(json.dumps([v.__dict__ for v in versions]))
@@ -79,10 +79,10 @@ def promote_command(
     model_name: str | None = NameOption,
 ) -> None:
     """Make VERSION the champion (the previous champion is remembered for rollback)."""
-    from churnops.modeling import registry
-
     with cli_errors():
         client, name = _registry(config, model_name)
+        from churnops.modeling import registry  # after the cheap checks: it imports MLflow
+
         promoted = registry.promote(client, name=name, version=version, why=why)
         out_console.print(f"{name} v{promoted.version} is now [bold]champion[/]")
 
@@ -94,9 +94,9 @@ def rollback_command(
     model_name: str | None = NameOption,
 ) -> None:
     """Give the champion alias back to the previous champion."""
-    from churnops.modeling import registry
-
     with cli_errors():
         client, name = _registry(config, model_name)
+        from churnops.modeling import registry  # after the cheap checks: it imports MLflow
+
         restored = registry.rollback(client, name=name, why=why)
         out_console.print(f"{name} v{restored.version} is champion again")

@@ -153,11 +153,19 @@ def monitor_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary to stdout only."),
 ) -> None:
     """Compare a window of predictions with the model's reference; exit 1 when drift is found."""
-    from churnops.monitoring.run import run_monitor
+    from churnops.data.sources import reader_kind
+    from churnops.modeling.tracking import require_tracking_store
     from churnops.settings import get_settings
 
     with cli_errors():
         settings = get_settings(config)
+        # Cheap checks before the heavy imports; a missing store is reported, never created.
+        for flag, path in (("--current", current), ("--reference", reference)):
+            if path is not None:
+                reader_kind(path, flag=flag)
+        require_tracking_store(settings)
+        from churnops.monitoring.run import run_monitor  # heavy: after the cheap checks
+
         outcome = run_monitor(
             settings,
             since=since,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from churnops.data.sources import resolve_data_settings
+from churnops.data.sources import reader_kind, resolve_data_settings
 from churnops.settings import Settings, get_settings
 
 ConfigOption = typer.Option(
@@ -39,4 +39,6 @@ def settings_for_data(
         id_column=id_column,
         exclude=exclude or None,
     )
+    if settings.data.path is not None:  # checked before any heavy import or store is touched
+        reader_kind(settings.data.path)
     return settings

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption
-from churnops.errors import StoreError
+from churnops.errors import DataLoadError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,27 @@ def _record_failed_run(database_url: str, **failure: Any) -> None:
         logger.warning("the failed run was not recorded in the store: %s", exc)
 
 
+def _check_paths(
+    source: str, destination: str, rejects: str | None, *, engine: Engine, on_error: OnErrorChoice
+) -> None:
+    """The input exists; the output is not the input, nor any sidecar; every folder is writable."""
+    from churnops.data.sources import is_sql_url, reader_kind
+    from churnops.scoring.destinations import check_destinations
+
+    if engine is Engine.spark:  # Spark reads and writes folders of part files too
+        if not is_sql_url(source) and not Path(source).exists():
+            raise DataLoadError(f"input not found: {source}")
+    else:
+        reader_kind(source)
+    check_destinations(
+        source,
+        destination,
+        rejects=rejects,
+        with_rejects=on_error is OnErrorChoice.skip,
+        folder_output=engine is Engine.spark,
+    )
+
+
 def predict_command(
     source: str = typer.Argument(
         ...,
@@ -124,22 +145,22 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Score every row of INPUT with the champion; writes OUTPUT, a summary and a rejects file."""
-    from churnops.modeling.tracking import configure_tracking
-    from churnops.scoring.batch import (
-        BatchOptions,
-        BatchScorer,
-        default_output,
-        model_identity,
-        record_run,
-    )
+    from churnops.scoring.destinations import default_output
     from churnops.settings import get_settings
-    from churnops.store.store import PredictionStore
 
     with cli_errors():
         settings = get_settings(config)
-        client = configure_tracking(settings)
-        uri = model_uri or settings.champion_uri()
         destination = output or default_output(source)
+        # Cheap checks first: a run that cannot succeed fails before the heavy imports.
+        _check_paths(source, destination, rejects, engine=engine, on_error=on_error)
+        from churnops.modeling.tracking import configure_tracking
+
+        uri = model_uri or settings.champion_uri()
+        # A registry or run URI reads the tracking store: never create an empty one for it.
+        client = configure_tracking(settings, must_exist=uri.startswith(("models:/", "runs:/")))
+        from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity, record_run
+        from churnops.store.store import PredictionStore
+
         options = BatchOptions(
             reasons=reasons,
             on_error="skip" if on_error is OnErrorChoice.skip else "fail",

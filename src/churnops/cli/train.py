@@ -90,11 +90,6 @@ def train_command(
     ),
 ) -> None:
     """Train and compare candidates on a table, register the winner, promote it if it earns it."""
-    from churnops.data.load import load_training_table
-    from churnops.modeling.tracking import configure_tracking, ensure_experiment
-    from churnops.modeling.train import run_training
-    from churnops.reporting.eda import write_eda_report
-
     with cli_errors():
         settings = settings_for_data(
             config,
@@ -104,6 +99,11 @@ def train_command(
             id_column=id_column,
             exclude=exclude,
         )
+        from churnops.data.load import load_training_table  # heavy: after the cheap checks
+        from churnops.modeling.tracking import configure_tracking, ensure_experiment
+        from churnops.modeling.train import run_training
+        from churnops.reporting.eda import write_eda_report
+
         if budget_minutes is not None:
             settings.training.budget_minutes = budget_minutes
         if allow_leakage:

@@ -6,34 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from churnops.data.sources import READERS, is_sql_url, split_sql_source
 from churnops.errors import DataLoadError
-
-SQL_PREFIXES = ("sqlite:", "postgresql:", "postgresql+", "mysql:", "mysql+", "mssql", "oracle")
-READERS = {
-    ".csv": "csv",
-    ".txt": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".xlsx": "excel",
-    ".xls": "excel",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-
-
-def is_sql_url(source: str) -> bool:
-    return source.startswith(SQL_PREFIXES)
-
-
-def split_sql_source(source: str) -> tuple[str, str]:
-    """`URL#table_or_query` -> (url, table or query). The part after `#` is required."""
-    url, sep, what = source.partition("#")
-    if not sep or not what.strip():
-        raise DataLoadError(
-            f"SQL source {url!r} needs a table or query after '#', e.g. {url}#customers"
-        )
-    return url, what.strip()
 
 
 def read_sql(url: str, table_or_query: str) -> pd.DataFrame:

@@ -1,11 +1,65 @@
-"""Decide which table a run reads and which column settings apply to it."""
+"""Decide which table a run reads and which column settings apply to it.
+
+Naming a table (file or `SQLAlchemy URL#table`) needs no pandas: entry points check their inputs
+here before the heavy libraries are imported.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from churnops.datasets import demo_data_settings
+from churnops.errors import DataLoadError
 from churnops.settings import DataSettings
+
+SQL_PREFIXES = ("sqlite:", "postgresql:", "postgresql+", "mysql:", "mysql+", "mssql", "oracle")
+# File suffix -> reader kind (data/ingest.py has one reader per kind).
+READERS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "excel",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def is_sql_url(source: str) -> bool:
+    return source.startswith(SQL_PREFIXES)
+
+
+def split_sql_source(source: str) -> tuple[str, str]:
+    """`URL#table_or_query` -> (url, table or query). The part after `#` is required."""
+    url, sep, what = source.partition("#")
+    if not sep or not what.strip():
+        raise DataLoadError(
+            f"SQL source {url!r} needs a table or query after '#', e.g. {url}#customers"
+        )
+    return url, what.strip()
+
+
+def reader_kind(source: str | Path, *, flag: str | None = None) -> str:
+    """'sql' or the file format of an input; DataLoadError when missing or of an unknown type."""
+    text = str(source)
+    if is_sql_url(text):
+        split_sql_source(text)
+        return "sql"
+    path = Path(text)
+    if not path.exists():
+        raise DataLoadError(
+            f"{flag} file not found: {path}" if flag else f"input not found: {path}"
+        )
+    if path.is_dir():
+        raise DataLoadError(f"{path} is a folder, not a table file")
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataLoadError(
+            f"unsupported input type {path.suffix!r} for {path}; use .csv, .tsv, .parquet, "
+            ".xlsx, .jsonl or a SQLAlchemy URL#table"
+        )
+    return kind
 
 
 def _same_source(a: str | None, b: str | None) -> bool:

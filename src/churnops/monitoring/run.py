@@ -121,7 +121,9 @@ def load_monitored_model(settings: Settings, model_uri: str | None) -> Monitored
     from churnops.scoring.batch import model_identity  # moves to the registry (issue 12, batch)
 
     uri = model_uri or settings.champion_uri()
-    identity = model_identity(uri, configure_tracking(settings))
+    # A registry or run URI reads the tracking store: never create an empty one for it.
+    client = configure_tracking(settings, must_exist=uri.startswith(("models:/", "runs:/")))
+    identity = model_identity(uri, client)
     scorer, _ = load_scorer(identity.pinned_uri)  # the version recorded is the one used
     return MonitoredModel(name=identity.name, version=identity.version, uri=uri, scorer=scorer)
 
@@ -252,7 +254,8 @@ def run_monitor(
     with status("loading the model"):
         model = load_monitored_model(settings, model_uri)
     parts = WindowParts(reference=load_reference(model.scorer, reference), period=period)
-    store = _open_store(settings) if current is None or record else None
+    # A window is read from an existing store only; recording a file's result may start one.
+    store = _open_store(settings, create=current is not None) if current is None or record else None
     try:
         source, skipped = _gather(settings, store, parts, span, current, model, status)
         report, summary = parts.report(settings.monitoring)
@@ -280,12 +283,12 @@ def run_monitor(
     )
 
 
-def _open_store(settings: Settings) -> PredictionStore:
+def _open_store(settings: Settings, *, create: bool) -> PredictionStore:
     from churnops.store.store import PredictionStore
 
     store = PredictionStore(settings.resolved_database_url())
     try:
-        store.create()
+        store.open(create=create)
     except BaseException:
         store.close()
         raise

@@ -27,10 +27,11 @@ from churnops.data.schema import Schema
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Problem
 from churnops.modeling.predictors import XGBoostPredictor
 from churnops.modeling.scorer import Scorer
+from churnops.scoring.destinations import sidecar_paths, temporary_path
 from churnops.scoring.fastpath import ChunkEncoder, row_errors
 from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, ParquetReader, open_reader
 from churnops.scoring.treetables import TOLERANCE, TreeTables
-from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer, output_kind
+from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer
 from churnops.settings import RISK_LEVELS
 
 logger = logging.getLogger(__name__)
@@ -153,30 +154,6 @@ def model_identity(model_uri: str, client: Any | None = None) -> ModelIdentity:
         name, _, version = rest.partition("/")
         return ModelIdentity(name, version or "latest", model_uri)
     return ModelIdentity(model_uri, "unregistered", model_uri)
-
-
-def sidecar_paths(output: str) -> tuple[Path, Path]:
-    """Where the summary JSON and the rejects CSV of an output go (beside it; cwd for SQL)."""
-    if output_kind(output) == "sql":
-        table = output.partition("#")[2].strip() or "predictions"
-        base = Path.cwd() / table
-    else:
-        path = Path(output)
-        base = path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
-    return base.with_name(base.name + ".summary.json"), base.with_name(base.name + ".rejects.csv")
-
-
-def default_output(source: str) -> str:
-    """`customers.csv` -> `customers.predictions.csv`; XLSX and SQL inputs get Parquet output."""
-    if "://" in source or source.startswith(("sqlite:", "postgresql")):
-        table = source.partition("#")[2].split()[0] if "#" in source else "input"
-        name = table if table.replace("_", "").isalnum() else "query"
-        return str(Path.cwd() / f"{name}.predictions.parquet")
-    path = Path(source)
-    suffix = path.suffix.lower()
-    if suffix not in {".csv", ".parquet", ".pq", ".jsonl", ".ndjson"}:
-        suffix = ".parquet"
-    return str(path.with_name(f"{path.stem}.predictions{suffix}"))
 
 
 class _Fingerprint:
@@ -708,11 +685,13 @@ def summarise(
 
 def write_summary(summary: BatchSummary, path: Path) -> None:
     """The summary as JSON, written atomically."""
-    from churnops.scoring.writers import temporary_path
-
     temp = temporary_path(path)
-    temp.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
-    temp.replace(path)
+    try:
+        temp.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+        temp.replace(path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ChurnopsError(f"cannot write the summary {path}: {exc.strerror or exc}") from exc
 
 
 def _reject_frame(

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from churnops.data.ingest import READERS, is_sql_url, split_sql_source
+from churnops.data.sources import READERS, is_sql_url, split_sql_source
 from churnops.errors import DataLoadError
 
 DEFAULT_CHUNK_ROWS = 250_000

@@ -6,19 +6,21 @@ holds a partial file: either the previous file is still there untouched or the c
 
 from __future__ import annotations
 
-import os
+import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
-from churnops.data.ingest import is_sql_url, split_sql_source
-from churnops.errors import ConfigError, DataLoadError
+from churnops.data.sources import split_sql_source
+from churnops.errors import ChurnopsError, ConfigError, DataLoadError
+from churnops.scoring.destinations import output_kind, temporary_path
 
-OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
-OUTPUT_FORMATS |= {".ndjson": "jsonl"}
+logger = logging.getLogger(__name__)
 
 
 class ChunkWriter(Protocol):
@@ -33,11 +35,6 @@ class ChunkWriter(Protocol):
     def abort(self) -> None: ...
 
 
-def temporary_path(path: Path) -> Path:
-    """A hidden sibling of `path` (same directory, so the final rename is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-
-
 @dataclass
 class _AtomicFile:
     path: Path
@@ -46,31 +43,45 @@ class _AtomicFile:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        if self.path.parent and not self.path.parent.exists():
+        if self.path.parent and not self.path.parent.is_dir():
             raise ConfigError(f"output folder does not exist: {self.path.parent}")
         if self.path.is_dir():
             raise ConfigError(f"output {self.path} is a folder; give a file name")
         self.temp = temporary_path(self.path)
         self.description = str(self.path)
 
+    @contextmanager
+    def _io(self) -> Iterator[None]:
+        """A failed write (no space, no permission, a vanished folder) is one readable error."""
+        try:
+            yield
+        except OSError as exc:
+            raise ChurnopsError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
     def _close(self) -> None:
         """Flush and close the temporary file (subclasses)."""
 
     def commit(self) -> None:
-        self._close()
-        if not self.temp.exists():  # nothing was written: an empty result still gets its file
-            self._write_empty()
+        with self._io():
             self._close()
-        self.temp.replace(self.path)
+            if not self.temp.exists():  # nothing was written: an empty result still gets its file
+                self._write_empty()
+                self._close()
+            self.temp.replace(self.path)
 
     def _write_empty(self) -> None:
         self.temp.touch()
 
     def abort(self) -> None:
+        """Remove the temporary file; never raises (the run's own error is the one to report)."""
         try:
             self._close()
-        finally:
+        except OSError as exc:
+            logger.debug("closing %s: %s", self.temp, exc)
+        try:
             self.temp.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("could not remove the temporary file %s: %s", self.temp, exc)
 
 
 @dataclass
@@ -81,9 +92,10 @@ class CsvWriter(_AtomicFile):
 
     def write(self, frame: pd.DataFrame) -> None:
         first = self._handle is None
-        if first:
-            self._handle = self.temp.open("w", newline="", encoding="utf-8")
-        frame.to_csv(self._handle, header=first, index=False)
+        with self._io():
+            if first:
+                self._handle = self.temp.open("w", newline="", encoding="utf-8")
+            frame.to_csv(self._handle, header=first, index=False)
 
     def _close(self) -> None:
         if self._handle is not None:
@@ -98,12 +110,13 @@ class JsonLinesWriter(_AtomicFile):
     _handle: Any = field(init=False, default=None)
 
     def write(self, frame: pd.DataFrame) -> None:
-        if self._handle is None:
-            self._handle = self.temp.open("w", encoding="utf-8")
-        if frame.empty:
-            return
-        text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
-        self._handle.write(text if text.endswith("\n") else text + "\n")
+        with self._io():
+            if self._handle is None:
+                self._handle = self.temp.open("w", encoding="utf-8")
+            if frame.empty:
+                return
+            text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
+            self._handle.write(text if text.endswith("\n") else text + "\n")
 
     def _close(self) -> None:
         if self._handle is not None:
@@ -126,12 +139,13 @@ class ParquetWriter(_AtomicFile):
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._writer is None:
             self._schema = _promote_nulls(table.schema)
-            self._writer = pq.ParquetWriter(
-                self.temp,
-                self._schema,
-                compression=self.compression,
-                use_dictionary=_dictionary_columns(table),
-            )
+            with self._io():
+                self._writer = pq.ParquetWriter(
+                    self.temp,
+                    self._schema,
+                    compression=self.compression,
+                    use_dictionary=_dictionary_columns(table),
+                )
         if not table.schema.equals(self._schema, check_metadata=False):
             try:
                 table = table.cast(self._schema)
@@ -139,7 +153,8 @@ class ParquetWriter(_AtomicFile):
                 raise DataLoadError(
                     f"a column changed type between chunks and cannot be written to Parquet: {exc}"
                 ) from exc
-        self._writer.write_table(table)
+        with self._io():
+            self._writer.write_table(table)
 
     def _write_empty(self) -> None:
         import pyarrow as pa
@@ -235,19 +250,6 @@ class SqlTableWriter:
                     conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging}"))
         finally:
             self._engine.dispose()
-
-
-def output_kind(destination: str) -> str:
-    """'csv', 'parquet', 'jsonl' or 'sql' for an output name; ConfigError for anything else."""
-    if is_sql_url(destination):
-        return "sql"
-    kind = OUTPUT_FORMATS.get(Path(destination).suffix.lower())
-    if kind is None:
-        raise ConfigError(
-            f"cannot tell the output format of {destination!r}: use .csv, .parquet, .jsonl "
-            "or a SQLAlchemy URL#table"
-        )
-    return kind
 
 
 def open_writer(destination: str | Path) -> ChunkWriter:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from churnops.errors import StoreError
 from churnops.store.bulk_insert import PredictionInsert
-from churnops.store.engine import make_engine, safe_url
+from churnops.store.engine import make_engine, parse_url, safe_url, sqlite_path
 from churnops.store.migrate import current_revision, ensure_sqlite_directory, upgrade_engine
 from churnops.store.models import (
     BatchRunRow,
@@ -135,6 +135,20 @@ class PredictionStore:
     def create(self) -> None:
         """First-time set-up: make the SQLite directory if needed, then migrate to head."""
         ensure_sqlite_directory(self.url)
+        self.upgrade()
+
+    def open(self, *, create: bool) -> None:
+        """`create()`, or for a reader (`create=False`) the same on an existing store only: a
+        missing SQLite file is a StoreError naming where it was expected, never a new empty store."""
+        if create:
+            self.create()
+            return
+        path = sqlite_path(parse_url(self.url))
+        if path is not None and not path.expanduser().exists():
+            raise StoreError(
+                f"no prediction store at {path.expanduser().resolve()} (nothing recorded there "
+                "yet; set CHURNOPS_DATABASE_URL or --config to the store to read)"
+            )
         self.upgrade()
 
     def upgrade(self) -> None:
