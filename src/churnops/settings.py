@@ -7,6 +7,7 @@ receives the typed sections it needs as arguments.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,8 +36,8 @@ class DataSettings(BaseModel):
     """Which table to read and what its columns mean."""
 
     path: str | None = None  # None: the bundled demo dataset with its own column settings
-    target: str | None = None
-    positive_label: str | None = None  # None: inferred for 0/1, true/false and yes/no targets
+    target: str | None = Field(None, min_length=1)
+    positive_label: str | None = Field(None, min_length=1)  # None: inferred (0/1, yes/no...)
     id_column: str | None = None
     exclude: list[str] = Field(default_factory=list)
     max_null_rate: float = Field(0.5, ge=0.0, le=1.0)
@@ -83,7 +84,7 @@ class TrainingSettings(BaseModel):
 
 
 class RegistrySettings(BaseModel):
-    model_name: str = "churn-model"
+    model_name: str = Field("churn-model", min_length=1)
     promotion_metric: str = "test_roc_auc"
     promotion_margin: float = 0.002
     experiment: str = "churnops"
@@ -91,8 +92,8 @@ class RegistrySettings(BaseModel):
 
 class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
     model_uri: str | None = None  # None: models:/<registry.model_name>@champion
     max_batch_size: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
@@ -215,36 +216,72 @@ def load_params_file(path: str | Path | None) -> dict[str, Any]:
     return loaded
 
 
-def get_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build Settings from params.yaml, the environment and explicit overrides (highest)."""
+def get_settings(
+    config_path: str | Path | None = None,
+    *,
+    flags: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build Settings from params.yaml, the environment and explicit overrides (highest).
+
+    `overrides` are dotted names (`training.budget_minutes`) -> value, None meaning "not given";
+    `flags` names the CLI option behind each, for the error message.
+    """
     from pydantic import ValidationError
 
     params = load_params_file(config_path)
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = params
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
     try:
         settings = Settings(**params)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
-    # Explicit overrides beat the environment too: apply them after env parsing.
+        raise _config_error(exc, {}) from None
+    return apply_overrides(settings, overrides, flags=flags)
+
+
+def apply_overrides(
+    settings: Settings, overrides: Mapping[str, Any], *, flags: Mapping[str, str] | None = None
+) -> Settings:
+    """A copy of `settings` with explicit values (CLI flags) on top, validated by the same model
+    as the file and the environment: a flag can never hold what CHURNOPS_* would be refused."""
+    from pydantic import ValidationError
+
+    nested: dict[str, Any] = {}
     for dotted, value in overrides.items():
         if value is None:
             continue
-        _set_dotted(settings, dotted, value)
-    return settings
+        *parents, leaf = dotted.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    updated = settings.model_copy(deep=True)
+    validator = Settings.__pydantic_validator__
+    try:
+        for name, value in nested.items():
+            current = getattr(updated, name)
+            if isinstance(current, BaseModel) and isinstance(value, dict):
+                value = _merged(current.model_dump(), value)
+            # Env is not read again here: these values beat it, as flags should.
+            validator.validate_assignment(updated, name, value)
+    except ValidationError as exc:
+        raise _config_error(exc, flags or {}) from None
+    return updated
 
 
-def _set_dotted(settings: Settings, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node: Any = settings
-    for part in parents:
-        node = getattr(node, part)
-    setattr(node, leaf, value)
+def _merged(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _config_error(exc: Any, flags: Mapping[str, str]) -> ConfigError:
+    """The first problem as one line, named by its CLI flag when it came from one."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    flag = flags.get(where)
+    if flag is None:
+        return ConfigError(f"invalid setting {where}: {first['msg']}")
+    return ConfigError(f"invalid {flag} {first['input']!r}: {first['msg']} ({where})")

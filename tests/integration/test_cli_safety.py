@@ -257,3 +257,38 @@ def test_models_list_reads_an_existing_store_without_writing(
     assert result.exit_code == 0, result.output
     assert any("champion" in v["aliases"] for v in json.loads(result.stdout))
     assert list(folder.iterdir()) == []
+
+
+# -- issue #12: CLI values are validated by the settings model, like the file and environment --
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--budget-minutes", "-5"], "invalid --budget-minutes -5.0: Input should be"),
+        (["train", "--budget-minutes", "0"], "invalid --budget-minutes 0.0: Input should be"),
+        (["train", "--model-name", ""], "invalid --model-name '': String should have"),
+        (["train", "--target", ""], "invalid --target '': String should have"),
+        (["eda", "--target", ""], "invalid --target '': String should have"),
+        (["eda", "--positive-label", ""], "invalid --positive-label '': String should have"),
+        (["serve", "--port", "70000"], "invalid --port 70000: Input should be less than"),
+        (["serve", "--port", "0"], "invalid --port 0: Input should be greater than"),
+        (["serve", "--workers", "0"], "invalid --workers 0: Input should be greater than"),
+        (["models", "list", "--model-name", ""], "invalid --model-name '': String should have"),
+        (["models", "promote", "1", "--model-name", ""], "invalid --model-name ''"),
+    ],
+)
+def test_bad_flag_values_are_refused_by_the_settings_model(
+    folder: Path, args: list[str], expected: str
+) -> None:
+    line = _one_error(CliRunner().invoke(app, args))
+    assert expected in line
+    assert list(folder.iterdir()) == []
+
+
+def test_the_environment_is_refused_with_the_same_rule(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHURNOPS_TRAINING__BUDGET_MINUTES", "-5")
+    line = _one_error(CliRunner().invoke(app, ["train"]))
+    assert "invalid setting training.budget_minutes: Input should be greater than 0" in line

@@ -55,3 +55,40 @@ def test_spool_and_keys_live_under_home_whatever_the_cwd(
     assert spool == str(tmp_path / "home" / "spool.jsonl")
     assert keys == str(tmp_path / "home" / "api_keys.json")
     assert database.endswith(str(tmp_path / "home" / "predictions.db"))
+
+
+def test_flags_beat_the_environment_and_keep_the_rest_of_the_section(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("training:\n  cv_folds: 3\n")
+    monkeypatch.setenv("CHURNOPS_TRAINING__BUDGET_MINUTES", "9")
+    monkeypatch.setenv("CHURNOPS_TRAINING__SEED", "7")
+    settings = get_settings(params, **{"training.budget_minutes": 3})
+    assert settings.training.budget_minutes == 3.0
+    assert settings.training.seed == 7  # the same section's other values are kept
+    assert settings.training.cv_folds == 3
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "env", "field_message"),
+    [
+        ("training.budget_minutes", -5, "CHURNOPS_TRAINING__BUDGET_MINUTES", "greater than 0"),
+        ("training.budget_minutes", 0, "CHURNOPS_TRAINING__BUDGET_MINUTES", "greater than 0"),
+        ("registry.model_name", "", "CHURNOPS_REGISTRY__MODEL_NAME", "at least 1 character"),
+        ("serving.port", 70000, "CHURNOPS_SERVING__PORT", "less than or equal to 65535"),
+        ("serving.workers", 0, "CHURNOPS_SERVING__WORKERS", "greater than or equal to 1"),
+        ("data.target", "", "CHURNOPS_DATA__TARGET", "at least 1 character"),
+    ],
+)
+def test_a_flag_is_refused_exactly_where_the_environment_is(
+    monkeypatch: pytest.MonkeyPatch, dotted: str, value: object, env: str, field_message: str
+) -> None:
+    """One validation path: what CHURNOPS_* may not hold, a CLI flag may not hold either."""
+    with pytest.raises(ConfigError, match=f"--flag {value!r}: .*{field_message}.*\\({dotted}\\)"):
+        get_settings(flags={dotted: "--flag"}, **{dotted: value})
+    with pytest.raises(ConfigError, match=f"invalid setting {dotted}: .*{field_message}"):
+        get_settings(**{dotted: value})  # no flag name known: the field's
+    monkeypatch.setenv(env, str(value))
+    with pytest.raises(ConfigError, match=f"invalid setting {dotted}: .*{field_message}"):
+        get_settings()

@@ -26,8 +26,10 @@ def _registry(config: Path | None, model_name: str | None) -> tuple[MlflowClient
     """The MLflow client of the configured store, and the model name to act on."""
     from churnops.modeling.tracking import configure_tracking
 
-    settings = get_settings(config)
-    return configure_tracking(settings, must_exist=True), model_name or settings.registry.model_name
+    settings = get_settings(
+        config, flags={"registry.model_name": "--model-name"}, **{"registry.model_name": model_name}
+    )
+    return configure_tracking(settings, must_exist=True), settings.registry.model_name
 
 
 @app.command("list")

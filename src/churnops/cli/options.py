@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from churnops.data.sources import reader_kind, resolve_data_settings
-from churnops.settings import Settings, get_settings
+from churnops.settings import Settings, apply_overrides, get_settings
 
 ConfigOption = typer.Option(
     None, "--config", "-c", help="params.yaml to read (default ./params.yaml)."
@@ -21,6 +22,15 @@ IdOption = typer.Option(None, "--id-column", help="Customer id column (never a f
 ExcludeOption = typer.Option(None, "--exclude", help="Column to leave out (repeatable).")
 
 
+DATA_FLAGS = {
+    "data.path": "--data",
+    "data.target": "--target",
+    "data.positive_label": "--positive-label",
+    "data.id_column": "--id-column",
+    "data.exclude": "--exclude",
+}
+
+
 def settings_for_data(
     config: Path | None,
     *,
@@ -29,9 +39,13 @@ def settings_for_data(
     positive_label: str | None,
     id_column: str | None,
     exclude: list[str] | None,
+    flags: dict[str, str] | None = None,
+    **overrides: Any,
 ) -> Settings:
-    settings = get_settings(config)
-    settings.data = resolve_data_settings(
+    """Settings with the table options (and any other dotted `overrides`) applied and validated,
+    and the table checked to exist before anything heavy is imported."""
+    settings = get_settings(config, flags=flags, **overrides)
+    resolved = resolve_data_settings(
         settings.data,
         path=data,
         target=target,
@@ -39,6 +53,7 @@ def settings_for_data(
         id_column=id_column,
         exclude=exclude or None,
     )
-    if settings.data.path is not None:  # checked before any heavy import or store is touched
+    settings = apply_overrides(settings, {"data": resolved.model_dump()}, flags=DATA_FLAGS)
+    if settings.data.path is not None:
         reader_kind(settings.data.path)
     return settings

@@ -23,7 +23,7 @@ def serve_command(
         None, "--host", help="Interface to bind (default from config)."
     ),
     port: int | None = typer.Option(None, "--port", "-p", help="Port (default from config)."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Worker processes."),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Worker processes."),
     model_uri: str | None = typer.Option(
         None, "--model-uri", help="Model to serve (default models:/<name>@champion)."
     ),
@@ -36,10 +36,6 @@ def serve_command(
     # One request is one row: OpenMP thread teams (xgboost's DMatrix for the reasons) cost 10x
     # more than they save and fight the event loop for the cores. Must be set before xgboost loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import uvicorn
-
-    from churnops.api.app import create_app
-
     with cli_errors():
         overrides: dict[str, Any] = {
             "serving.host": host,
@@ -49,8 +45,13 @@ def serve_command(
             "serving.ssl_certfile": ssl_certfile,
             "serving.ssl_keyfile": ssl_keyfile,
         }
-        settings = get_settings(config, **overrides)
+        flags = {dotted: "--" + dotted.split(".")[1].replace("_", "-") for dotted in overrides}
+        settings = get_settings(config, flags=flags, **overrides)
         serving = settings.serving
+        import uvicorn  # heavy: after the settings are known to be valid
+
+        from churnops.api.app import create_app
+
         app = create_app(settings)  # fails fast (e.g. production without keys), before binding
         if app.state.limits_warning:  # several workers, no Redis: said once, not per worker
             err_console.print(f"warning: {app.state.limits_warning}")

@@ -22,6 +22,12 @@ from churnops.cli.options import (
     settings_for_data,
 )
 
+TRAIN_FLAGS = {
+    "training.budget_minutes": "--budget-minutes",
+    "training.allow_leakage": "--allow-leakage",
+    "registry.model_name": "--model-name",
+}
+
 if TYPE_CHECKING:  # the heavy stack is imported when a command runs, so --help stays instant
     from mlflow.tracking import MlflowClient
 
@@ -98,18 +104,18 @@ def train_command(
             positive_label=positive_label,
             id_column=id_column,
             exclude=exclude,
+            flags=TRAIN_FLAGS,
+            **{
+                "training.budget_minutes": budget_minutes,
+                "training.allow_leakage": True if allow_leakage else None,
+                "registry.model_name": model_name,
+            },
         )
         from churnops.data.load import load_training_table  # heavy: after the cheap checks
         from churnops.modeling.tracking import configure_tracking, ensure_experiment
         from churnops.modeling.train import run_training
         from churnops.reporting.eda import write_eda_report
 
-        if budget_minutes is not None:
-            settings.training.budget_minutes = budget_minutes
-        if allow_leakage:
-            settings.training.allow_leakage = True
-        if model_name:
-            settings.registry.model_name = model_name
         client = configure_tracking(settings)
         if if_no_champion and _show_existing_champion(client, settings.registry.model_name):
             return
