@@ -187,7 +187,8 @@ def child_tables(source: str, model_uri: str) -> dict[str, Any]:
 def child_predict_booster(source: str, model_uri: str, output: str) -> dict[str, Any]:
     """The same streaming engine with the booster as predictor (tables switched off)."""
     from churnops.modeling.pyfunc import load_scorer
-    from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity
+    from churnops.modeling.registry import model_identity
+    from churnops.scoring.batch import BatchOptions, BatchScorer
 
     scorer, _ = load_scorer(model_uri)
     batch = BatchScorer(scorer, model_identity(model_uri), BatchOptions(tables=False))

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from churnops.cli.main import app
 from churnops.data.ingest import read_table
 from churnops.modeling.pyfunc import load_scorer
-from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity
+from churnops.modeling.registry import model_identity
+from churnops.scoring.batch import BatchOptions, BatchScorer
 from tests.conftest import TrainedModel
 
 pytestmark = pytest.mark.integration

@@ -187,7 +187,9 @@ def test_shifted_window_exits_1_and_alerts_once_per_incident(
 def test_batch_run_summaries_in_the_window_are_merged(
     env: MonitorEnv, scorer: Scorer, held_out: pd.DataFrame, trained_model: TrainedModel
 ) -> None:
-    from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity, record_run
+    from churnops.modeling.registry import model_identity
+    from churnops.scoring.batch import BatchOptions, BatchScorer
+    from churnops.scoring.runs import record_run
 
     n_online = write_predictions(env.url, held_out.head(400), scorer, days=1)
     source = env.tmp / "batch.csv"

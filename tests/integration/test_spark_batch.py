@@ -15,13 +15,9 @@ import pytest
 
 from churnops.errors import DataValidationError
 from churnops.modeling.pyfunc import load_scorer
-from churnops.scoring.batch import (
-    BatchOptions,
-    BatchResult,
-    BatchScorer,
-    model_identity,
-    record_run,
-)
+from churnops.modeling.registry import model_identity
+from churnops.scoring.batch import BatchOptions, BatchResult, BatchScorer
+from churnops.scoring.runs import record_run
 from tests.conftest import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import (
@@ -26,9 +26,12 @@ from rich.text import Text
 
 from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption
-from churnops.errors import DataLoadError, StoreError
+from churnops.errors import DataLoadError
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from churnops.settings import Settings
+
+Advance = Callable[[int, int | None], None]
 
 
 class Engine(StrEnum):
@@ -42,13 +45,15 @@ class OnErrorChoice(StrEnum):
 
 
 class _RateColumn(ProgressColumn):
-    """Rows per second since the start (steadier than Rich's sampled speed)."""
+    """Rows per second since the first chunk (steadier than Rich's sampled speed)."""
 
-    def __init__(self, started: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.started = started
+        self.started: float | None = None
 
     def render(self, task: Task) -> Text:
+        if self.started is None or not task.completed:
+            return Text("", style="cyan")
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         return Text(f"{task.completed / elapsed:,.0f} rows/s", style="cyan")
 
@@ -75,30 +80,52 @@ def _print_summary(summary: dict[str, object]) -> None:
     out_console.print(table)
 
 
-def _record_failed_run(database_url: str, **failure: Any) -> None:
-    """Record a failed run in the store; a store problem is logged, never hides the failure."""
-    from churnops.scoring.batch import record_failure
-    from churnops.store.store import PredictionStore
+@contextmanager
+def _progress(engine: Engine) -> Iterator[Advance | None]:
+    """A live rows/s bar for the pandas engine (Spark reports no progress: a spinner)."""
+    if engine is Engine.spark:
+        with err_console.status("scoring with Spark"):
+            yield None
+        return
+    rate = _RateColumn()
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        rate,
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("scoring", total=None)
 
-    try:
-        store = PredictionStore(database_url)
-        try:
-            store.create()
-            record_failure(store, **failure)
-        finally:
-            store.close()
-    except Exception as exc:  # the run's own error is the one to report
-        logger.warning("the failed run was not recorded in the store: %s", exc)
+        def advance(done: int, total: int | None) -> None:
+            if rate.started is None:
+                rate.started = time.perf_counter()
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
-def _check_paths(
-    source: str, destination: str, rejects: str | None, *, engine: Engine, on_error: OnErrorChoice
-) -> None:
-    """The input exists; the output is not the input, nor any sidecar; every folder is writable."""
+def _checked_request(
+    settings: Settings,
+    source: str,
+    output: str | None,
+    *,
+    model_uri: str | None,
+    engine: Engine,
+    on_error: OnErrorChoice,
+    rejects: str | None,
+) -> tuple[str, str]:
+    """The model URI and output of a run that can succeed: the input exists, the output is not the
+    input nor any sidecar, and every folder written is writable (no heavy import needed)."""
     from churnops.data.sources import is_sql_url, reader_kind
-    from churnops.scoring.destinations import check_destinations
+    from churnops.scoring.destinations import check_destinations, default_output
 
-    if engine is Engine.spark:  # Spark reads and writes folders of part files too
+    destination = output or default_output(source)
+    if engine is Engine.spark:  # Spark reads folders of part files too
         if not is_sql_url(source) and not Path(source).exists():
             raise DataLoadError(f"input not found: {source}")
     else:
@@ -110,6 +137,7 @@ def _check_paths(
         with_rejects=on_error is OnErrorChoice.skip,
         folder_output=engine is Engine.spark,
     )
+    return model_uri or settings.champion_uri(), destination
 
 
 def predict_command(
@@ -145,93 +173,49 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Score every row of INPUT with the champion; writes OUTPUT, a summary and a rejects file."""
-    from churnops.scoring.destinations import default_output
     from churnops.settings import get_settings
 
     with cli_errors():
         settings = get_settings(config)
-        destination = output or default_output(source)
-        # Cheap checks first: a run that cannot succeed fails before the heavy imports.
-        _check_paths(source, destination, rejects, engine=engine, on_error=on_error)
+        uri, destination = _checked_request(
+            settings,
+            source,
+            output,
+            model_uri=model_uri,
+            engine=engine,
+            on_error=on_error,
+            rejects=rejects,
+        )
         from churnops.modeling.tracking import configure_tracking
 
-        uri = model_uri or settings.champion_uri()
         # A registry or run URI reads the tracking store: never create an empty one for it.
         client = configure_tracking(settings, must_exist=uri.startswith(("models:/", "runs:/")))
-        from churnops.scoring.batch import BatchOptions, BatchScorer, model_identity, record_run
-        from churnops.store.store import PredictionStore
+        from churnops.scoring.batch import BatchOptions  # heavy: after the cheap checks
+        from churnops.scoring.runs import BatchRequest, score_table
 
-        options = BatchOptions(
-            reasons=reasons,
-            on_error="skip" if on_error is OnErrorChoice.skip else "fail",
-            chunk_rows=chunk_rows,
-            keep=tuple(keep or ()),
+        request = BatchRequest(
+            source=source,
+            output=destination,
+            model_uri=uri,
+            options=BatchOptions(
+                reasons=reasons,
+                on_error=on_error.value,
+                chunk_rows=chunk_rows,
+                keep=tuple(keep or ()),
+            ),
+            engine=engine.value,
+            rejects=rejects,
+            spark_master=spark_master,
         )
-        identity = model_identity(uri, client)
-        started_at = datetime.now(UTC)
-        batch: BatchScorer | None = None
-        try:
-            if engine is Engine.spark:
-                from churnops.scoring.spark import score_with_spark
-
-                with err_console.status("scoring with Spark"):
-                    result = score_with_spark(
-                        source,
-                        destination,
-                        model_uri=identity.pinned_uri,
-                        model=identity,
-                        options=options,
-                        rejects=rejects,
-                        master=spark_master,
-                    )
-            else:
-                from churnops.modeling.pyfunc import load_scorer
-
-                scorer, _ = load_scorer(identity.pinned_uri)
-                started = time.perf_counter()
-                progress = Progress(
-                    SpinnerColumn(),
-                    TextColumn("[bold]scoring"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    _RateColumn(started),
-                    TimeElapsedColumn(),
-                    console=err_console,
-                    transient=True,
-                )
-                with progress:
-                    task = progress.add_task("scoring", total=None)
-
-                    def advance(done: int, total: int | None) -> None:
-                        progress.update(task, completed=done, total=total)
-
-                    batch = BatchScorer(scorer, identity, options)
-                    result = batch.run(source, destination, rejects=rejects, progress=advance)
-        except BaseException as exc:
-            _record_failed_run(
-                settings.resolved_database_url(),
-                model=identity,
-                source=source,
-                output=destination,
-                engine_name=engine.value,
-                started=started_at,
-                error=exc,
-                tally=batch.tally if batch is not None else None,
+        with _progress(engine) as advance:
+            result = score_table(
+                request,
+                client=client,
+                database_url=settings.resolved_database_url(),
+                progress=advance,
             )
-            raise
-        summary = result.summary.to_dict()
-        try:
-            store = PredictionStore(settings.resolved_database_url())
-            try:
-                store.create()
-                record_run(store, result)
-            finally:
-                store.close()
-        except StoreError as exc:
-            raise StoreError(
-                f"scored into {destination}, but the run was not recorded: {exc}"
-            ) from exc
-        if as_json:
-            typer.echo(json.dumps(summary))
-        else:
-            _print_summary(summary)
+    summary = result.summary.to_dict()
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        _print_summary(summary)

@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,6 +14,9 @@ from churnops.cli.console import cli_errors, err_console
 from churnops.cli.options import ConfigOption
 from churnops.logformat import requested_format, uvicorn_log_config
 from churnops.settings import get_settings
+
+if TYPE_CHECKING:
+    from churnops.settings import ServingSettings
 
 APP_FACTORY = "churnops.api.app:create_app"
 
@@ -72,21 +75,34 @@ def serve_command(
             f"with {serving.workers} worker(s)"
         )
         if serving.workers > 1:
-            # Each worker builds its own app from the environment: hand the CLI overrides on.
-            for dotted, value in overrides.items():
-                if value is not None:
-                    os.environ["CHURNOPS_" + dotted.upper().replace(".", "__")] = str(value)
-            if config is not None:
-                os.environ["CHURNOPS_CONFIG"] = str(config)
-            # The workers add up each other's counts in /metrics through this folder.
-            shared = None
-            if serving.metrics_dir is None:
-                shared = tempfile.mkdtemp(prefix="churnops-metrics-")
-                os.environ["CHURNOPS_SERVING__METRICS_DIR"] = shared
-            try:
-                uvicorn.run(APP_FACTORY, factory=True, workers=serving.workers, **options)
-            finally:
-                if shared is not None:
-                    shutil.rmtree(shared, ignore_errors=True)
+            _run_workers(serving, overrides, config=config, options=options)
         else:
             uvicorn.run(app, **options)
+
+
+def _run_workers(
+    serving: ServingSettings,
+    overrides: dict[str, Any],
+    *,
+    config: Path | None,
+    options: dict[str, Any],
+) -> None:
+    """uvicorn with N workers, each building its own app from the environment."""
+    import uvicorn
+
+    # Each worker builds its own app from the environment: hand the CLI overrides on.
+    for dotted, value in overrides.items():
+        if value is not None:
+            os.environ["CHURNOPS_" + dotted.upper().replace(".", "__")] = str(value)
+    if config is not None:
+        os.environ["CHURNOPS_CONFIG"] = str(config)
+    # The workers add up each other's counts in /metrics through this folder.
+    shared = None
+    if serving.metrics_dir is None:
+        shared = tempfile.mkdtemp(prefix="churnops-metrics-")
+        os.environ["CHURNOPS_SERVING__METRICS_DIR"] = shared
+    try:
+        uvicorn.run(APP_FACTORY, factory=True, workers=serving.workers, **options)
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from churnops.errors import RegistryError
+
+if TYPE_CHECKING:  # mlflow is imported by the functions that call it: ModelIdentity stays light
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -43,6 +46,40 @@ class VersionSummary:
     run_id: str | None
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model scored: registered name and version (or the URI when not registered)."""
+
+    name: str
+    version: str
+    uri: str
+
+    @property
+    def pinned_uri(self) -> str:
+        """The resolved version's URI: loading it cannot race an alias move mid-run."""
+        if self.uri.startswith("models:/") and self.version.isdigit():
+            return f"models:/{self.name}/{self.version}"
+        return self.uri
+
+
+def model_identity(model_uri: str, client: MlflowClient | None = None) -> ModelIdentity:
+    """Name and version behind `models:/name@alias`, `models:/name/3` or any other URI."""
+    if model_uri.startswith("models:/"):
+        rest = model_uri[len("models:/") :]
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            if client is not None:
+                try:
+                    version = client.get_model_version_by_alias(name, alias).version
+                    return ModelIdentity(name, str(version), model_uri)
+                except Exception as exc:  # unknown alias: load_scorer reports it better
+                    logger.debug("cannot resolve %s: %s", model_uri, exc)
+            return ModelIdentity(name, alias, model_uri)
+        name, _, version = rest.partition("/")
+        return ModelIdentity(name, version or "latest", model_uri)
+    return ModelIdentity(model_uri, "unregistered", model_uri)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -55,6 +92,8 @@ def _who() -> str:
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -65,6 +104,8 @@ def register_version(
     client: MlflowClient, *, name: str, model_uri: str, run_id: str, tags: dict[str, str]
 ) -> ModelVersion:
     """Register the logged model as a new version and give it the challenger alias."""
+    from mlflow.exceptions import MlflowException
+
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -106,6 +147,8 @@ def _history(client: MlflowClient, name: str) -> list[str]:
 
 def promote(client: MlflowClient, *, name: str, version: str, why: str) -> ModelVersion:
     """Move the champion alias to `version`, remembering the previous champion for rollback."""
+    from mlflow.exceptions import MlflowException
+
     try:
         target = client.get_model_version(name, version)
     except MlflowException as exc:
@@ -138,6 +181,8 @@ def rollback(client: MlflowClient, *, name: str, why: str) -> ModelVersion:
 
 
 def _exists(client: MlflowClient, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
     try:
         client.get_registered_model(name)
     except MlflowException:

@@ -107,7 +107,7 @@ def run_window(
 
 def check_input_files(*, current: str | None, reference: str | None) -> None:
     """Missing files are named before the model is loaded (SQL URLs are checked when read)."""
-    from churnops.data.ingest import is_sql_url
+    from churnops.data.sources import is_sql_url
 
     for flag, path in (("--current", current), ("--reference", reference)):
         if path is not None and not is_sql_url(path) and not Path(path).exists():
@@ -117,8 +117,8 @@ def check_input_files(*, current: str | None, reference: str | None) -> None:
 def load_monitored_model(settings: Settings, model_uri: str | None) -> MonitoredModel:
     """The model behind `model_uri` (default: the champion), pinned to the version resolved now."""
     from churnops.modeling.pyfunc import load_scorer
+    from churnops.modeling.registry import model_identity
     from churnops.modeling.tracking import configure_tracking
-    from churnops.scoring.batch import model_identity  # moves to the registry (issue 12, batch)
 
     uri = model_uri or settings.champion_uri()
     # A registry or run URI reads the tracking store: never create an empty one for it.

@@ -8,7 +8,6 @@ depends on the chunk size, not on the file size. Output and rejects are written 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -23,13 +22,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from churnops.data.fingerprint import FileFingerprint, RowFingerprint, input_fingerprint
+from churnops.data.ingest import DEFAULT_CHUNK_ROWS, ChunkReader, ParquetReader, open_reader
 from churnops.data.schema import Schema
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Problem
 from churnops.modeling.predictors import XGBoostPredictor
+from churnops.modeling.registry import ModelIdentity
 from churnops.modeling.scorer import Scorer
 from churnops.scoring.destinations import sidecar_paths, temporary_path
 from churnops.scoring.fastpath import ChunkEncoder, row_errors
-from churnops.scoring.readers import DEFAULT_CHUNK_ROWS, ChunkReader, ParquetReader, open_reader
 from churnops.scoring.treetables import TOLERANCE, TreeTables
 from churnops.scoring.writers import ChunkWriter, CsvWriter, open_writer
 from churnops.settings import RISK_LEVELS
@@ -48,26 +49,9 @@ SCORE_COLUMNS = (
 REASONS_COLUMN = "reasons"
 QUEUE_CHUNKS = 2
 CHECK_ROWS = 10_000  # rows of the first chunk scored both ways before trusting the tables
-HASH_BLOCK = 8 << 20
 NEAR_CUT = 1e-4  # rows this close to a decision cut are rescored by the booster
 MAX_PROBLEMS_SHOWN = 10
 Progress = Callable[[int, int | None], None]  # (rows read so far, total rows or None)
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which model scored: registered name and version (or the URI when not registered)."""
-
-    name: str
-    version: str
-    uri: str
-
-    @property
-    def pinned_uri(self) -> str:
-        """The resolved version's URI: loading it cannot race an alias move mid-run."""
-        if self.uri.startswith("models:/") and self.version.isdigit():
-            return f"models:/{self.name}/{self.version}"
-        return self.uri
 
 
 @dataclass(frozen=True)
@@ -117,7 +101,7 @@ class BatchResult:
 
 
 @dataclass
-class _Tally:
+class RunTally:
     """Running counts of the scored population (mergeable, so any chunking gives one answer)."""
 
     read: int = 0
@@ -136,86 +120,6 @@ class _Tally:
         counts = np.bincount(levels, minlength=len(RISK_LEVELS))
         for name, count in zip(RISK_LEVELS, counts, strict=True):
             self.risk[name] += int(count)
-
-
-def model_identity(model_uri: str, client: Any | None = None) -> ModelIdentity:
-    """Name and version behind `models:/name@alias`, `models:/name/3` or any other URI."""
-    if model_uri.startswith("models:/"):
-        rest = model_uri[len("models:/") :]
-        if "@" in rest:
-            name, alias = rest.split("@", 1)
-            if client is not None:
-                try:
-                    version = client.get_model_version_by_alias(name, alias).version
-                    return ModelIdentity(name, str(version), model_uri)
-                except Exception as exc:  # unknown alias: load_scorer reports it better
-                    logger.debug("cannot resolve %s: %s", model_uri, exc)
-            return ModelIdentity(name, alias, model_uri)
-        name, _, version = rest.partition("/")
-        return ModelIdentity(name, version or "latest", model_uri)
-    return ModelIdentity(model_uri, "unregistered", model_uri)
-
-
-class _Fingerprint:
-    """Streaming version of `data.fingerprint.fingerprint`: same digest for the same table.
-
-    Used for SQL inputs, which have no file to hash; recorded as `sha256-rows:<hex>`.
-    """
-
-    kind = "sha256-rows"
-
-    def __init__(self, columns: list[str]) -> None:
-        self._digest = hashlib.sha256()
-        self._digest.update("\x1f".join(map(str, columns)).encode())
-
-    def update(self, frame: pd.DataFrame) -> None:
-        self._digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-
-    def value(self) -> str:
-        return f"{self.kind}:{self._digest.hexdigest()}"
-
-
-class _FileFingerprint:
-    """sha256 of the input file's bytes, computed on its own thread (hashlib releases the GIL).
-
-    Far cheaper than hashing parsed rows; recorded as `sha256-file:<hex>`, the digest
-    `sha256sum FILE` prints.
-    """
-
-    kind = "sha256-file"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._digest = hashlib.sha256()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="churnops-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with self.path.open("rb") as handle:
-                while block := handle.read(HASH_BLOCK):
-                    self._digest.update(block)
-        except BaseException as exc:
-            self._error = exc
-
-    def update(self, frame: pd.DataFrame) -> None:
-        return None
-
-    def value(self) -> str | None:
-        self._thread.join()
-        if self._error is not None:
-            logger.warning("cannot fingerprint %s: %s", self.path, self._error)
-            return None
-        return f"{self.kind}:{self._digest.hexdigest()}"
-
-
-def input_fingerprint(source: str, columns: list[str]) -> _Fingerprint | _FileFingerprint:
-    """A file's byte digest for file inputs, a row digest for anything else (SQL)."""
-    path = Path(source)
-    if "#" not in source and path.is_file():
-        return _FileFingerprint(path)
-    return _Fingerprint(columns)
 
 
 @dataclass
@@ -288,7 +192,7 @@ class BatchScorer:
             self._booster = predictor.booster
             self.tables = TreeTables.build(predictor.booster, scorer.encoder)
         self._checked = False
-        self.tally: _Tally | None = None  # counts of the current or last run (also when it fails)
+        self.tally: RunTally | None = None  # counts of the current or last run (also when it fails)
         self._level_names = pd.CategoricalDtype(list(RISK_LEVELS))
         self._cuts = (scorer.threshold, scorer.risk_bands.medium, scorer.risk_bands.high)
         scorer.set_threads(options.threads)
@@ -415,7 +319,7 @@ class BatchScorer:
         reader = open_reader(source, chunk_rows=options.chunk_rows, categorical=categorical)
         self.check_columns(reader.columns)
         fingerprint = input_fingerprint(source, reader.columns)
-        if isinstance(reader, ParquetReader) and not isinstance(fingerprint, _Fingerprint):
+        if isinstance(reader, ParquetReader) and isinstance(fingerprint, FileFingerprint):
             # The fingerprint hashes the file, so only the columns scoring uses are parsed.
             needed = {*self.scorer.schema.feature_names, *self._carried(pd.Index(reader.columns))}
             reader.only = [c for c in reader.columns if c in needed]
@@ -426,7 +330,7 @@ class BatchScorer:
         if options.on_error == "skip":
             rejects_writer = CsvWriter(rejects_path)
         population = self._empty_population() if options.profile else None
-        tally = self.tally = _Tally()
+        tally = self.tally = RunTally()
         try:
             self._pipeline(
                 reader, writer, rejects_writer, tally, fingerprint, population, started, progress
@@ -469,8 +373,8 @@ class BatchScorer:
         reader: ChunkReader,
         writer: ChunkWriter,
         rejects_writer: ChunkWriter | None,
-        tally: _Tally,
-        fingerprint: _Fingerprint | _FileFingerprint,
+        tally: RunTally,
+        fingerprint: RowFingerprint | FileFingerprint,
         population: Any | None,
         started: datetime,
         progress: Progress | None,
@@ -571,7 +475,7 @@ class BatchScorer:
 
     def _summary(
         self,
-        tally: _Tally,
+        tally: RunTally,
         *,
         source: str,
         output: str,
@@ -731,80 +635,3 @@ def iter_chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     """A frame as consecutive chunks (tests and in-memory callers)."""
     for start in range(0, len(frame), size):
         yield frame.iloc[start : start + size].reset_index(drop=True)
-
-
-def record_run(store: Any, result: BatchResult) -> int:
-    """Record a finished run (counts, summary and population profile) in the prediction store."""
-    summary = result.summary
-    profile = None
-    if result.population is not None:
-        profile = json.loads(result.population.to_json())
-    return int(
-        store.record_batch_run(
-            started_at=datetime.fromisoformat(summary.started_at),
-            finished_at=datetime.fromisoformat(summary.finished_at),
-            model_name=summary.model_name,
-            model_version=summary.model_version,
-            rows_read=summary.rows_read,
-            rows_scored=summary.rows_scored,
-            rows_rejected=summary.rows_rejected,
-            input_fingerprint=summary.input_fingerprint,
-            summary=summary.to_dict(),
-            profile=profile,
-        )
-    )
-
-
-MAX_ERROR_TEXT = 2000
-
-
-def record_failure(
-    store: Any,
-    *,
-    model: ModelIdentity,
-    source: str,
-    output: str,
-    engine_name: str,
-    started: datetime,
-    error: BaseException,
-    tally: _Tally | None = None,
-) -> int:
-    """Record a failed or interrupted run (nothing was written) with its status and error.
-
-    The store has no status column: `status` and `error` go into the run's summary JSON, as they
-    do for successful runs (`status: succeeded`). Counts are those reached before the failure.
-    """
-    finished = datetime.now(UTC)
-    counts = tally or _Tally()
-    interrupted = isinstance(error, KeyboardInterrupt)
-    message = "interrupted" if interrupted else (str(error) or type(error).__name__)
-    summary = {
-        "status": "interrupted" if interrupted else "failed",
-        "error": f"{type(error).__name__}: {message}"[:MAX_ERROR_TEXT],
-        "input": source,
-        "output": output,
-        "engine": engine_name,
-        "model_name": model.name,
-        "model_version": model.version,
-        "model_uri": model.uri,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "duration_seconds": round((finished - started).total_seconds(), 3),
-        "rows_read": counts.read,
-        "rows_scored": counts.scored,
-        "rows_rejected": counts.rejected,
-    }
-    return int(
-        store.record_batch_run(
-            started_at=started,
-            finished_at=finished,
-            model_name=model.name,
-            model_version=model.version,
-            rows_read=counts.read,
-            rows_scored=counts.scored,
-            rows_rejected=counts.rejected,
-            input_fingerprint=None,
-            summary=summary,
-            profile=None,
-        )
-    )

@@ -24,21 +24,20 @@ import numpy as np
 import pandas as pd
 
 from churnops.errors import ConfigError, DataLoadError, DataValidationError, Problem
+from churnops.modeling.registry import ModelIdentity
 from churnops.scoring.batch import (
     MAX_PROBLEMS_SHOWN,
     REASONS_COLUMN,
     BatchOptions,
     BatchResult,
     BatchScorer,
-    ModelIdentity,
     carried_columns,
     check_columns,
-    sidecar_paths,
     summarise,
     write_summary,
 )
+from churnops.scoring.destinations import sidecar_paths, temporary_path
 from churnops.scoring.fastpath import row_errors
-from churnops.scoring.writers import temporary_path
 from churnops.settings import RISK_LEVELS
 
 if TYPE_CHECKING:
@@ -408,7 +407,7 @@ def _expected_predictor(bundle: ModelBundle, options: BatchOptions) -> str:
 def spark_input_fingerprint(source: str) -> Any | None:
     """The pandas engine's file digest for a local file input; None for folders and remote URLs
     (hashing them would mean reading the whole input on the driver)."""
-    from churnops.scoring.batch import input_fingerprint
+    from churnops.data.fingerprint import input_fingerprint
 
     path = Path(source.removeprefix("file://"))
     if "://" in source.removeprefix("file://") or not path.is_file():

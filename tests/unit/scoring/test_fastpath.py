@@ -113,7 +113,7 @@ def test_mutations_that_must_be_rejected_are(fitted: Fitted) -> None:
 
 def test_alias_is_pinned_to_the_resolved_version() -> None:
     """Batch and monitor load exactly the version they record, even if the alias moves."""
-    from churnops.scoring.batch import ModelIdentity
+    from churnops.modeling.registry import ModelIdentity
 
     assert ModelIdentity("churn", "7", "models:/churn@champion").pinned_uri == "models:/churn/7"
     assert ModelIdentity("churn", "champion", "models:/churn@champion").pinned_uri == (

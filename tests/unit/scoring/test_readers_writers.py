@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from churnops.data.ingest import read_table
+from churnops.data.ingest import open_reader, read_table
 from churnops.errors import ConfigError, DataLoadError
-from churnops.scoring.readers import open_reader
-from churnops.scoring.writers import open_writer, output_kind
+from churnops.scoring.destinations import output_kind
+from churnops.scoring.writers import open_writer
 
 
 @pytest.fixture
@@ -174,3 +174,49 @@ def test_parquet_writer_uses_dictionaries_only_where_values_repeat(tmp_path: Pat
     back = pd.read_parquet(tmp_path / "out.parquet")
     assert len(back) == 2 * n
     assert back["customer_id"].astype(str).tolist()[:3] == ["C000000", "C000001", "C000002"]
+
+
+def _pandas_whole(source: str) -> pd.DataFrame:
+    """How pandas itself reads each format in one go (what `read_table` must keep giving)."""
+    if source.startswith("sqlite:"):
+        url, table = source.split("#")
+        engine = sa.create_engine(url)
+        try:
+            return pd.read_sql_table(table, engine)
+        finally:
+            engine.dispose()
+    readers = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+        ".xlsx": pd.read_excel,
+    }
+    return readers[Path(source).suffix](source)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".xlsx", ".db"])
+def test_whole_table_read_is_the_chunked_reader_in_one_chunk(
+    table: pd.DataFrame, tmp_path: Path, suffix: str
+) -> None:
+    """One reader family: `read_table` is `open_reader(chunk_rows=None)`, typed as pandas' own
+    whole-file read, and its fingerprint equals the one streamed over any chunking."""
+    from churnops.data.fingerprint import RowFingerprint, fingerprint
+
+    source = _write_input(table, tmp_path / f"input{suffix}")
+    whole = read_table(source)
+    chunks = list(open_reader(source, chunk_rows=None, categorical=[]).chunks())
+    assert len(chunks) == 1
+    pd.testing.assert_frame_equal(whole, chunks[0])
+    pd.testing.assert_frame_equal(whole, _pandas_whole(source))
+    streamed = RowFingerprint(list(whole.columns))
+    for chunk in open_reader(source, chunk_rows=7, categorical=[]).chunks():
+        streamed.update(chunk)
+    assert streamed.hexdigest() == fingerprint(whole)
+    assert streamed.value() == f"sha256-rows:{streamed.hexdigest()}"
+
+
+def test_an_empty_table_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("a,b\n")
+    with pytest.raises(DataLoadError, match="has no rows"):
+        read_table(empty)
