@@ -375,3 +375,54 @@ def test_tables_are_checked_against_the_booster_and_can_fall_back(
     assert result.summary.predictor == "booster"
     exact = pd.read_parquet(tmp_path / "slow.parquet")
     np.testing.assert_array_equal(exact["churn_probability"], expected.probability)
+
+
+def test_score_table_is_the_use_case_without_the_cli(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """A flow calls `score_table` as the CLI does: the run and a failed run land in the store."""
+    from churnops.errors import DataValidationError
+    from churnops.scoring.runs import BatchRequest, score_table
+
+    database_url = f"sqlite:///{tmp_path / 'store.db'}"
+    source = tmp_path / "customers.csv"
+    trained_model.frame.head(300).to_csv(source, index=False)
+    request = BatchRequest(
+        source=str(source),
+        output=str(tmp_path / "scored.parquet"),
+        model_uri=trained_model.champion_uri,
+        options=BatchOptions(chunk_rows=100),
+    )
+    seen: list[int] = []
+    result = score_table(
+        request,
+        client=trained_model.client,
+        database_url=database_url,
+        progress=lambda done, total: seen.append(done),
+    )
+    assert seen == [100, 200, 300]
+    assert result.summary.rows_scored == 300
+    assert result.summary.model_version.isdigit()  # the alias resolved in the registry
+
+    broken = tmp_path / "broken.csv"
+    trained_model.frame.head(50).drop(columns=["tenure"]).to_csv(broken, index=False)
+    with pytest.raises(DataValidationError, match="tenure"):
+        score_table(
+            BatchRequest(
+                source=str(broken),
+                output=str(tmp_path / "never.parquet"),
+                model_uri=trained_model.champion_uri,
+                options=BatchOptions(),
+            ),
+            client=trained_model.client,
+            database_url=database_url,
+        )
+    engine = sa.create_engine(database_url)
+    try:
+        runs = pd.read_sql_table("batch_runs", engine).sort_values("id")
+    finally:
+        engine.dispose()
+    statuses = [(s if isinstance(s, dict) else json.loads(s))["status"] for s in runs["summary"]]
+    assert statuses == ["succeeded", "failed"]
+    assert runs["rows_read"].tolist() == [300, 0]
+    assert not (tmp_path / "never.parquet").exists()
