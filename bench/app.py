@@ -111,15 +111,11 @@ def seed(url: str, rows: int, *, seed_value: int = 7) -> dict[str, Any]:
     """Predictions, feedback and 90 daily monitoring results into the store at `url`."""
     import numpy as np
 
-    from churnops.monitoring.monitor import report_from_summary
-    from churnops.monitoring.summary import merge_all
-    from churnops.monitoring.temporal import summarise_by_period
-    from churnops.settings import MonitoringSettings
     from churnops.store import FeedbackRecord, PredictionRecord, PredictionStore
     from churnops.store.records import new_prediction_ids
 
     rng = np.random.default_rng(seed_value)
-    ref, demo, schema = reference()
+    _, demo, schema = reference()
     features = schema.feature_names
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(days=DAYS)
@@ -163,7 +159,38 @@ def seed(url: str, rows: int, *, seed_value: int = 7) -> dict[str, Any]:
                 for i in labelled
             )
         predictions_seconds = time.perf_counter() - started
+    n_results = seed_checks(url, seed_value=seed_value + 1)
+    return {
+        "rows": rows,
+        "feedback_share": FEEDBACK_SHARE,
+        "monitoring_results": n_results,
+        "seed_seconds": time.perf_counter() - started,
+        "predictions_seconds": predictions_seconds,
+    }
 
+
+def seed_checks(url: str, *, seed_value: int = 8) -> int:
+    """Replace the stored monitoring results with 90 daily 7-day checks of sampled rows (so a
+    reused store always holds checks in the current report format)."""
+    import numpy as np
+
+    from churnops.monitoring.monitor import report_from_summary
+    from churnops.monitoring.run import RESULT_KIND
+    from churnops.monitoring.summary import merge_all
+    from churnops.monitoring.temporal import summarise_by_period
+    from churnops.settings import MonitoringSettings
+    from churnops.store import PredictionStore
+    from churnops.store.store import MONITORING_RESULTS
+
+    rng = np.random.default_rng(seed_value)
+    ref, demo, schema = reference()
+    features = schema.feature_names
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = now - timedelta(days=DAYS)
+    drift_from = now - timedelta(days=DRIFT_DAYS)
+    with PredictionStore(url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(MONITORING_RESULTS.delete())
         # Per-day summaries of a sample, merged into one 7-day check per day (as the monitor does).
         settings = MonitoringSettings()
         day_summaries: dict[str, Any] = {}
@@ -186,7 +213,7 @@ def seed(url: str, rows: int, *, seed_value: int = 7) -> dict[str, Any]:
                 days=1
             )
             store.record_monitoring_result(
-                kind="drift",
+                kind=RESULT_KIND,
                 drift_detected=report.drift_found,
                 summary=report.to_dict()
                 | {"run": {"model_name": MODEL_NAME, "model_version": "1", "source": "bench"}},
@@ -194,14 +221,7 @@ def seed(url: str, rows: int, *, seed_value: int = 7) -> dict[str, Any]:
                 window_end=window_end,
                 created_at=min(window_end, now),
             )
-        n_results = len(keys) - CHECK_WINDOW_DAYS + 1
-    return {
-        "rows": rows,
-        "feedback_share": FEEDBACK_SHARE,
-        "monitoring_results": n_results,
-        "seed_seconds": time.perf_counter() - started,
-        "predictions_seconds": predictions_seconds,
-    }
+    return len(keys) - CHECK_WINDOW_DAYS + 1
 
 
 # --------------------------------------------------------------------------- measuring (subprocess)
@@ -364,7 +384,8 @@ def main() -> None:
                 print(f"seeding {backend} with {rows:,} predictions ...", flush=True)
                 seeded = seed(url, rows)
             else:
-                seeded = {"rows": rows, "reused": True}
+                print(f"re-recording the checks in {backend} ({rows:,} predictions) ...")
+                seeded = {"rows": rows, "reused": True, "monitoring_results": seed_checks(url)}
             measured = measure(url, WORK / f"home-{backend}-{rows}")
             print(f"{backend} {rows:,}: {json.dumps(measured)}", flush=True)
             stores[backend][str(rows)] = {"seed": seeded, "measure": measured}

@@ -19,9 +19,10 @@ from churnops.monitoring.history import (
     FeatureDistribution,
     IncidentSpan,
     PerformanceSeries,
+    PeriodActivity,
 )
 from churnops.monitoring.monitor import MonitoringReport
-from churnops.store.queries import DailyActivity, DailyOutcomes
+from churnops.store.queries import DailyVolume
 
 if TYPE_CHECKING:  # the Monitoring page never needs MLflow: import it only for type checks
     from churnops.modeling.registry_history import VersionDetails
@@ -145,17 +146,17 @@ def drift_heatmap(matrix: DriftMatrix) -> go.Figure:
     return _layout(fig, "Drift per feature and day (PSI)", height=height)
 
 
-def volume_chart(activity: DailyActivity) -> go.Figure:
-    """Predictions per day (bars) and the mean churn probability (line, right axis)."""
+def volume_chart(volume: DailyVolume, activity: PeriodActivity) -> go.Figure:
+    """Stored predictions per day (bars) and the mean churn probability the monitor saw (line)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
-        go.Bar(x=activity.days, y=activity.n, name="predictions", marker_color="#9ecae1"),
+        go.Bar(x=volume.days, y=volume.n, name="predictions", marker_color="#9ecae1"),
         secondary_y=False,
     )
     fig.add_trace(
         go.Scatter(
-            x=activity.days,
-            y=activity.mean_probability,
+            x=activity.periods,
+            y=activity.mean_score,
             name="mean churn probability",
             mode="lines",
             line={"color": DRIFT_COLOUR},
@@ -167,18 +168,21 @@ def volume_chart(activity: DailyActivity) -> go.Figure:
     return _layout(fig, "Volume and mean score per day")
 
 
-def score_distribution_chart(activity: DailyActivity) -> go.Figure:
-    """Share of each day's predictions in each probability bin (columns sum to 1)."""
-    width = 1.0 / activity.bins
-    labels = [f"{i * width:.1f}-{(i + 1) * width:.1f}" for i in range(activity.bins)]
-    shares = [
-        [row[b] / n if n else None for row, n in zip(activity.histogram, activity.n, strict=True)]
-        for b in range(activity.bins)
+def score_distribution_chart(activity: PeriodActivity) -> go.Figure:
+    """Share of each day's predictions in each equal-width probability bin (columns sum to 1)."""
+    bins = max((len(h) for h in activity.score_hist), default=0)
+    labels = [f"{i / bins:.2f}-{(i + 1) / bins:.2f}" for i in range(bins)]
+    shares: list[list[float | None]] = [
+        [
+            hist[b] / total if len(hist) == bins and (total := sum(hist)) else None
+            for hist in activity.score_hist
+        ]
+        for b in range(bins)
     ]
     fig = go.Figure(
         go.Heatmap(
             z=shares,
-            x=activity.days,
+            x=activity.periods,
             y=labels,
             colorscale="Blues",
             zmin=0.0,
@@ -232,13 +236,13 @@ def performance_chart(series: PerformanceSeries) -> go.Figure:
     return _layout(fig, "Performance: estimated vs realised")
 
 
-def churn_rate_chart(activity: DailyActivity, outcomes: DailyOutcomes) -> go.Figure:
+def churn_rate_chart(activity: PeriodActivity) -> go.Figure:
     """Predicted churn (mean probability, share flagged) against the churn the labels show."""
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=activity.days,
-            y=activity.mean_probability,
+            x=activity.periods,
+            y=activity.mean_score,
             name="predicted churn rate (mean probability)",
             mode="lines",
             line={"color": REFERENCE_COLOUR},
@@ -246,8 +250,8 @@ def churn_rate_chart(activity: DailyActivity, outcomes: DailyOutcomes) -> go.Fig
     )
     fig.add_trace(
         go.Scatter(
-            x=activity.days,
-            y=activity.predicted_rate,
+            x=activity.periods,
+            y=activity.flagged_rate,
             name="flagged at the threshold",
             mode="lines",
             line={"color": REFERENCE_COLOUR, "dash": "dot"},
@@ -255,12 +259,12 @@ def churn_rate_chart(activity: DailyActivity, outcomes: DailyOutcomes) -> go.Fig
     )
     fig.add_trace(
         go.Scatter(
-            x=outcomes.days,
-            y=outcomes.churn_rate,
+            x=activity.periods,
+            y=activity.realised_rate,
             name="realised churn rate (feedback)",
             mode="lines+markers",
             line={"color": CURRENT_COLOUR},
-            customdata=outcomes.n_labelled,
+            customdata=activity.n_labelled,
             hovertemplate="%{x}<br>%{y:.1%} of %{customdata} labelled<extra></extra>",
         )
     )

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from churnops.data.profile import ReferenceProfile
-from churnops.monitoring.history import RESULT_KIND, StoredCheck, stored_checks
+from churnops.monitoring.history import StoredCheck, stored_checks
+from churnops.monitoring.run import RESULT_KIND
 from churnops.store import queries as store_queries
 from churnops.store.store import PredictionStore
 
@@ -48,17 +49,8 @@ def store_status(url: str) -> store_queries.StoreStatus:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def daily_activity(url: str, days: int, model_name: str | None) -> store_queries.DailyActivity:
-    return store_queries.daily_activity(
-        store_at(url), since=since_days(days), model_name=model_name
-    )
-
-
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def daily_outcomes(url: str, days: int, model_name: str | None) -> store_queries.DailyOutcomes:
-    return store_queries.daily_outcomes(
-        store_at(url), since=since_days(days), model_name=model_name
-    )
+def daily_volume(url: str, days: int, model_name: str | None) -> store_queries.DailyVolume:
+    return store_queries.daily_volume(store_at(url), since=since_days(days), model_name=model_name)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

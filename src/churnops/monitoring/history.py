@@ -1,8 +1,9 @@
 """Monitoring over time, read back from what was stored: incidents, drift per feature per day,
 estimated against realised performance, business value at the threshold, one feature's drill-down.
 
-Every figure is one the monitor already decided and stored (`monitoring_results`), or a count the
-store aggregated in SQL (`store.queries`); nothing here recomputes a drift statistic. Incidents are
+Every figure is one the monitor already decided and counted and stored (`monitoring_results`, one
+series point per day), or a count the store aggregated in SQL (`store.queries`); nothing here
+recomputes a statistic or reads a row. Incidents are
 replayed with `alerts.conditions`, the rule the alert manager opens and closes them with.
 """
 
@@ -21,13 +22,12 @@ from churnops.data.schema import MISSING_CATEGORY
 from churnops.monitoring.alerts import conditions
 from churnops.monitoring.monitor import MonitoringReport
 from churnops.monitoring.summary import category_text
+from churnops.monitoring.temporal import PeriodPoint
 from churnops.settings import BusinessSettings
 
 if TYPE_CHECKING:  # monitoring reads what the store returns; it never imports the store itself
-    from churnops.store.queries import DailyActivity, DailyOutcomes, NumericCounts
+    from churnops.store.queries import NumericCounts
     from churnops.store.records import MonitoringResult
-
-RESULT_KIND = "drift"  # monitoring_results.kind of a full report (what `churnops monitor` stores)
 
 
 @dataclass(frozen=True)
@@ -116,17 +116,13 @@ class DriftMatrix:
 
 
 def drift_matrix(checks: Sequence[StoredCheck]) -> DriftMatrix | None:
-    """Feature x period PSI from the checks' per-period series; a period seen by several checks
-    takes the latest one (it saw the most rows of that period). None without any series."""
-    points: dict[str, Any] = {}
-    thresholds = None
-    for check in checks:  # oldest first: later checks overwrite
-        thresholds = check.report.drift.thresholds
-        for point in check.report.series:
-            points[point.period] = point
-    if not points or thresholds is None:
+    """Feature x period PSI from the checks' per-period series (each period from the check that
+    saw most of it, see `latest_points`). None without any series."""
+    points = latest_points(checks)
+    if not points:
         return None
-    periods = sorted(points)
+    thresholds = checks[-1].report.drift.thresholds
+    periods = list(points)
     features = sorted({name for p in points.values() for name in p.feature_psi})
     psi = [[points[d].feature_psi.get(name) for d in periods] for name in features]
     drifted = [[name in points[d].drifted_features for d in periods] for name in features]
@@ -138,6 +134,21 @@ def drift_matrix(checks: Sequence[StoredCheck]) -> DriftMatrix | None:
         psi_warning=thresholds.psi_warning,
         psi_drift=thresholds.psi_drift,
     )
+
+
+def latest_points(checks: Sequence[StoredCheck]) -> dict[str, PeriodPoint]:
+    """Each period's figures from the check that saw most of it, the latest among equals.
+
+    A window rarely starts at midnight, so its first day is partial; an earlier check saw that
+    day whole. Among checks that saw a day whole, the latest has the most feedback labels.
+    """
+    points: dict[str, PeriodPoint] = {}
+    for check in checks:  # oldest first: on equal rows a later check wins
+        for point in check.report.series:
+            held = points.get(point.period)
+            if held is None or point.n_rows >= held.n_rows:
+                points[point.period] = point
+    return dict(sorted(points.items()))
 
 
 @dataclass(frozen=True)
@@ -153,13 +164,9 @@ class PerformanceSeries:
 
 
 def performance_series(checks: Sequence[StoredCheck]) -> PerformanceSeries:
-    """Per-period ROC-AUC from the checks' series (latest check per period) and the training
-    figure the latest check compared against."""
-    points: dict[str, Any] = {}
-    for check in checks:
-        for point in check.report.series:
-            points[point.period] = point
-    periods = sorted(points)
+    """Per-period ROC-AUC from the checks' series and the training figure the latest check
+    compared against."""
+    points = latest_points(checks)
     training = None
     limit = None
     for check in reversed(checks):
@@ -168,12 +175,54 @@ def performance_series(checks: Sequence[StoredCheck]) -> PerformanceSeries:
             limit = check.report.performance.performance_drop
             break
     return PerformanceSeries(
-        periods=periods,
-        estimated_roc_auc=[points[d].estimated_roc_auc for d in periods],
-        realised_roc_auc=[points[d].realised_roc_auc for d in periods],
-        n_labelled=[points[d].n_labelled for d in periods],
+        periods=list(points),
+        estimated_roc_auc=[p.estimated_roc_auc for p in points.values()],
+        realised_roc_auc=[p.realised_roc_auc for p in points.values()],
+        n_labelled=[p.n_labelled for p in points.values()],
         training_roc_auc=training,
         drop_limit=limit,
+    )
+
+
+@dataclass(frozen=True)
+class PeriodActivity:
+    """Scores, decisions and labels per period, as the monitor counted them."""
+
+    periods: list[str] = field(default_factory=list)
+    n: list[int] = field(default_factory=list)
+    mean_score: list[float | None] = field(default_factory=list)
+    predicted_positive: list[int] = field(default_factory=list)
+    flagged_probability: list[float] = field(default_factory=list)
+    n_labelled: list[int] = field(default_factory=list)
+    label_positive: list[int] = field(default_factory=list)
+    fp: list[int] = field(default_factory=list)
+    fn: list[int] = field(default_factory=list)
+    score_hist: list[list[int]] = field(default_factory=list)  # periods x equal-width bins
+
+    @property
+    def flagged_rate(self) -> list[float | None]:
+        return [p / n if n else None for p, n in zip(self.predicted_positive, self.n, strict=True)]
+
+    @property
+    def realised_rate(self) -> list[float | None]:
+        pairs = zip(self.label_positive, self.n_labelled, strict=True)
+        return [c / n if n else None for c, n in pairs]
+
+
+def period_activity(checks: Sequence[StoredCheck]) -> PeriodActivity:
+    """Per-period counts from the checks' series (each period as `latest_points` picks it)."""
+    points = list(latest_points(checks).values())
+    return PeriodActivity(
+        periods=[p.period for p in points],
+        n=[p.n_rows for p in points],
+        mean_score=[p.mean_score for p in points],
+        predicted_positive=[p.predicted_positive for p in points],
+        flagged_probability=[p.flagged_probability for p in points],
+        n_labelled=[p.n_labelled for p in points],
+        label_positive=[p.label_positive for p in points],
+        fp=[p.fp for p in points],
+        fn=[p.fn for p in points],
+        score_hist=[p.score_hist for p in points],
     )
 
 
@@ -196,11 +245,7 @@ class BusinessValue:
     false_negative_cost: float
 
 
-def business_value(
-    activity: DailyActivity,
-    outcomes: DailyOutcomes,
-    business: BusinessSettings,
-) -> BusinessValue | None:
+def business_value(activity: PeriodActivity, business: BusinessSettings) -> BusinessValue | None:
     """Price the offers and the errors; None unless every business value is set."""
     if not business.complete:
         return None
@@ -208,11 +253,11 @@ def business_value(
     cost = float(business.offer_cost)  # type: ignore[arg-type]
     success = float(business.offer_success_rate)  # type: ignore[arg-type]
     offers = sum(activity.predicted_positive)
-    fp, fn = sum(outcomes.fp), sum(outcomes.fn)
+    fp, fn = sum(activity.fp), sum(activity.fn)
     return BusinessValue(
         offers=offers,
         expected_value=sum(activity.flagged_probability) * success * value - offers * cost,
-        labelled=outcomes.total_labelled,
+        labelled=sum(activity.n_labelled),
         false_positives=fp,
         false_negatives=fn,
         false_positive_cost=fp * cost,

@@ -14,8 +14,9 @@ from churnops.monitoring.history import (
     FeatureDistribution,
     IncidentSpan,
     PerformanceSeries,
+    PeriodActivity,
 )
-from churnops.store.queries import DailyActivity, DailyOutcomes
+from churnops.store.queries import DailyVolume
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
@@ -76,30 +77,35 @@ def test_alerts_timeline_runs_open_incidents_to_now_and_closes_resolved_ones() -
     assert "dataset drift: contract" in traces["open"].text
 
 
-def _activity() -> DailyActivity:
-    return DailyActivity(
-        days=["2026-03-01", "2026-03-02"],
+def _activity() -> PeriodActivity:
+    return PeriodActivity(
+        periods=["2026-03-01", "2026-03-02"],
         n=[100, 50],
-        sum_probability=[30.0, 25.0],
+        mean_score=[0.3, 0.5],
         predicted_positive=[20, 10],
         flagged_probability=[14.0, 6.0],
-        histogram=[[50, 50, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 25, 25, 0, 0, 0]],
+        n_labelled=[40, 0],
+        label_positive=[10, 0],
+        fp=[4, 0],
+        fn=[4, 0],
+        score_hist=[[50, 50] + [0] * 18, [0] * 10 + [25, 25] + [0] * 8],
     )
 
 
-def test_volume_chart_has_counts_and_mean_score_per_day() -> None:
-    bars, line = charts.volume_chart(_activity()).data
-    assert list(bars.y) == [100, 50]
-    assert list(line.y) == [pytest.approx(0.3), pytest.approx(0.5)]
+def test_volume_chart_has_counts_per_day_and_the_mean_score_the_checks_saw() -> None:
+    volume = DailyVolume(days=["2026-02-28", "2026-03-01", "2026-03-02"], n=[7, 100, 50])
+    bars, line = charts.volume_chart(volume, _activity()).data
+    assert list(bars.x) == volume.days and list(bars.y) == [7, 100, 50]
+    assert list(line.x) == ["2026-03-01", "2026-03-02"] and list(line.y) == [0.3, 0.5]
 
 
 def test_score_distribution_gives_each_day_shares_that_sum_to_one() -> None:
     heatmap = charts.score_distribution_chart(_activity()).data[0]
     z = [list(row) for row in heatmap.z]
-    assert len(z) == 10 and heatmap.y[0] == "0.0-0.1"
+    assert len(z) == 20 and heatmap.y[0] == "0.00-0.05" and heatmap.y[-1] == "0.95-1.00"
     for day in range(2):
         assert sum(row[day] for row in z) == pytest.approx(1.0)
-    assert z[5][1] == pytest.approx(0.5)
+    assert z[10][1] == pytest.approx(0.5) and z[0][0] == pytest.approx(0.5)
 
 
 def test_performance_chart_marks_training_and_degradation_lines() -> None:
@@ -123,11 +129,11 @@ def test_performance_chart_marks_training_and_degradation_lines() -> None:
 
 
 def test_churn_rate_chart_puts_predicted_against_realised() -> None:
-    outcomes = DailyOutcomes(["2026-03-01"], [40], [10], [6], [4], [4], [26])
-    predicted, flagged, realised = charts.churn_rate_chart(_activity(), outcomes).data
-    assert list(predicted.y) == [pytest.approx(0.3), pytest.approx(0.5)]
+    predicted, flagged, realised = charts.churn_rate_chart(_activity()).data
+    assert list(predicted.y) == [0.3, 0.5]
     assert list(flagged.y) == [pytest.approx(0.2), pytest.approx(0.2)]
-    assert list(realised.y) == [pytest.approx(0.25)] and list(realised.customdata) == [40]
+    assert list(realised.y) == [pytest.approx(0.25), None]
+    assert list(realised.customdata) == [40, 0]
 
 
 def test_feature_distribution_chart_puts_reference_beside_current() -> None:

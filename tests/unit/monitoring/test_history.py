@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from churnops.monitoring.alerts import conditions
 from churnops.monitoring.history import (
+    PeriodActivity,
     StoredCheck,
     business_value,
     categorical_distribution,
@@ -18,12 +20,13 @@ from churnops.monitoring.history import (
     incidents,
     numeric_distribution,
     performance_series,
+    period_activity,
     stored_checks,
 )
 from churnops.monitoring.monitor import MonitoringReport, monitor_frame
 from churnops.monitoring.reference import MonitoringReference
 from churnops.settings import BusinessSettings, MonitoringSettings
-from churnops.store.queries import DailyActivity, DailyOutcomes, NumericCounts
+from churnops.store.queries import NumericCounts
 from churnops.store.records import MonitoringResult
 from tests.unit.monitoring.synthetic import make_customers, with_predictions
 
@@ -31,10 +34,10 @@ T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def _report(
-    reference: MonitoringReference, *, day: int, drifted: bool, seed: int
+    reference: MonitoringReference, *, day: int, drifted: bool, seed: int, rows: int = 1_500
 ) -> MonitoringReport:
     frame = make_customers(
-        1_500, seed=seed, charges_shift=40.0 if drifted else 0.0, m2m_share=0.9 if drifted else 0.55
+        rows, seed=seed, charges_shift=40.0 if drifted else 0.0, m2m_share=0.9 if drifted else 0.55
     )
     current = with_predictions(frame)
     current["created_at"] = T0 + timedelta(days=day, hours=1)
@@ -123,6 +126,16 @@ def test_drift_matrix_takes_the_latest_check_of_a_period(
     assert drift_matrix([]) is None
 
 
+def test_a_later_check_that_saw_part_of_a_day_does_not_replace_it(
+    reference: MonitoringReference, checks: list[StoredCheck]
+) -> None:
+    partial = _report(reference, day=0, drifted=True, seed=78, rows=300)
+    activity = period_activity([*checks, *stored_checks([_result(partial, index=51, day=5)])])
+
+    assert activity.n[0] == 1_500
+    assert activity.mean_score[0] == checks[0].report.series[0].mean_score
+
+
 def test_performance_series_has_estimated_and_realised_per_day(checks: list[StoredCheck]) -> None:
     series = performance_series(checks)
 
@@ -133,27 +146,60 @@ def test_performance_series_has_estimated_and_realised_per_day(checks: list[Stor
     assert series.drop_limit == MonitoringSettings().performance_drop
 
 
-def _activity() -> DailyActivity:
-    return DailyActivity(
-        days=["2026-03-02", "2026-03-03"],
+def test_period_points_carry_the_counts_the_app_charts(reference: MonitoringReference) -> None:
+    frame = with_predictions(make_customers(2_000, seed=5))
+    frame.loc[frame.index[::2], "label"] = np.nan  # half labelled
+    frame["created_at"] = T0 + timedelta(hours=3)
+
+    report, _ = monitor_frame(frame, reference, settings=MonitoringSettings(), period="day")
+
+    (point,) = report.series
+    flagged = frame["will_churn"].to_numpy()
+    labelled = frame.dropna(subset=["label"])
+    churned = (labelled["label"] == 1).to_numpy()
+    served = labelled["will_churn"].to_numpy()
+    assert point.predicted_positive == int(flagged.sum())
+    assert point.flagged_probability == pytest.approx(frame["churn_probability"][flagged].sum())
+    assert point.n_labelled == len(labelled) and point.label_positive == int(churned.sum())
+    assert (point.tp, point.fp, point.fn, point.tn) == (
+        int((served & churned).sum()),
+        int((served & ~churned).sum()),
+        int((~served & churned).sum()),
+        int((~served & ~churned).sum()),
+    )
+    assert sum(point.score_hist) == len(frame) and len(point.score_hist) == 20
+
+
+def test_period_activity_takes_each_day_from_the_latest_check(checks: list[StoredCheck]) -> None:
+    activity = period_activity(checks)
+
+    points = [c.report.series[0] for c in checks]
+    assert activity.periods == [p.period for p in points]
+    assert activity.n == [p.n_rows for p in points]
+    assert activity.mean_score == [p.mean_score for p in points]
+    assert activity.realised_rate == [p.label_positive / p.n_labelled for p in points]
+    assert activity.flagged_rate == [p.predicted_positive / p.n_rows for p in points]
+
+
+def _activity() -> PeriodActivity:
+    return PeriodActivity(
+        periods=["2026-03-02", "2026-03-03"],
         n=[100, 50],
-        sum_probability=[30.0, 20.0],
+        mean_score=[0.3, 0.4],
         predicted_positive=[20, 10],
         flagged_probability=[14.0, 6.0],
-        histogram=[[10] * 10, [5] * 10],
-    )
-
-
-def _outcomes() -> DailyOutcomes:
-    return DailyOutcomes(
-        days=["2026-03-02"], n_labelled=[40], churned=[12], tp=[8], fp=[6], fn=[4], tn=[22]
+        n_labelled=[40, 0],
+        label_positive=[12, 0],
+        fp=[6, 0],
+        fn=[4, 0],
+        score_hist=[[5] * 20, [0] * 20],
     )
 
 
 def test_business_value_prices_offers_and_errors() -> None:
     business = BusinessSettings(value_retained=500.0, offer_cost=50.0, offer_success_rate=0.4)
 
-    value = business_value(_activity(), _outcomes(), business)
+    value = business_value(_activity(), business)
 
     assert value is not None
     assert value.offers == 30
@@ -161,7 +207,7 @@ def test_business_value_prices_offers_and_errors() -> None:
     assert (value.false_positives, value.false_negatives, value.labelled) == (6, 4, 40)
     assert value.false_positive_cost == pytest.approx(6 * 50.0)
     assert value.false_negative_cost == pytest.approx(4 * 0.4 * 500.0)
-    assert business_value(_activity(), _outcomes(), BusinessSettings(offer_cost=1.0)) is None
+    assert business_value(_activity(), BusinessSettings(offer_cost=1.0)) is None
 
 
 def test_numeric_distribution_uses_the_reference_bins(

@@ -2,7 +2,8 @@
 one feature's drill-down, business value, and "Check now".
 
 A Streamlit script (an entry point: settings are read here). Every figure comes from the monitor's
-stored results or from the store's own GROUP BY queries; first render never loads a row or a model.
+stored results (per-day series) or from the store's own GROUP BY on its index; first render never
+reads a prediction row or loads a model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from churnops.monitoring.history import (
     incidents,
     numeric_distribution,
     performance_series,
+    period_activity,
 )
 from churnops.settings import Settings, get_settings
 from churnops.store.engine import safe_url
@@ -78,15 +80,19 @@ def _drift(checks: list[StoredCheck]) -> None:
         st.dataframe(charts.drift_table(latest), hide_index=True)
 
 
-def _volume(url: str, days: int, model_name: str | None) -> None:
+def _volume(url: str, days: int, model_name: str | None, checks: list[StoredCheck]) -> None:
     st.subheader("Volume and scores")
-    activity = queries.daily_activity(url, days, model_name)
-    if not activity.days:
-        st.caption(f"No predictions in the last {PERIODS[days]}.")
+    volume = queries.daily_volume(url, days, model_name)
+    if not volume.days:
+        st.caption(f"No predictions of {model_name} in the last {PERIODS[days]}.")
         return
+    activity = period_activity(checks)
     left, right = st.columns(2)
-    left.plotly_chart(charts.volume_chart(activity))
-    right.plotly_chart(charts.score_distribution_chart(activity))
+    left.plotly_chart(charts.volume_chart(volume, activity))
+    if activity.periods:
+        right.plotly_chart(charts.score_distribution_chart(activity))
+    else:
+        right.caption("Scores per day come with the first stored check.")
 
 
 def _performance(checks: list[StoredCheck]) -> None:
@@ -173,12 +179,14 @@ def _drill_down(settings: Settings, url: str, checks: list[StoredCheck]) -> None
         st.caption(f"{feature}: {drift.status} ({'; '.join(drift.reasons)})")
 
 
-def _business(settings: Settings, url: str, days: int, model_name: str | None) -> None:
+def _business(settings: Settings, checks: list[StoredCheck]) -> None:
     st.subheader("Business")
-    activity = queries.daily_activity(url, days, model_name)
-    outcomes = queries.daily_outcomes(url, days, model_name)
-    st.plotly_chart(charts.churn_rate_chart(activity, outcomes))
-    value = business_value(activity, outcomes, settings.business)
+    activity = period_activity(checks)
+    if not activity.periods:
+        st.caption("Churn rates per day come with the first stored check.")
+        return
+    st.plotly_chart(charts.churn_rate_chart(activity))
+    value = business_value(activity, settings.business)
     if value is None:
         st.caption(
             "Set `business.value_retained`, `business.offer_cost` and "
@@ -192,8 +200,9 @@ def _business(settings: Settings, url: str, days: int, model_name: str | None) -
     c.metric(f"False positives ({value.false_positives:,})", f"{value.false_positive_cost:,.0f}")
     d.metric(f"False negatives ({value.false_negatives:,})", f"{value.false_negative_cost:,.0f}")
     st.caption(
-        f"Costs from {value.labelled:,} predictions with feedback: a false positive wastes an "
-        "offer, a false negative loses the value an offer would have kept."
+        f"Over the {len(activity.periods)} day(s) the checks covered. Costs from "
+        f"{value.labelled:,} predictions with feedback at the time of the check: a false "
+        "positive wastes an offer, a false negative loses the value an offer would have kept."
     )
 
 
@@ -243,11 +252,11 @@ def main() -> None:
         checks = queries.checks(url, days)
         _alerts(checks)
         _drift(checks)
-        _volume(url, days, model_name)
+        _volume(url, days, model_name, checks)
         _performance(checks)
         _quality(checks)
         _drill_down(settings, url, checks)
-        _business(settings, url, days, model_name)
+        _business(settings, checks)
     except StoreError as exc:
         _store_unreachable(url, exc)
         return
