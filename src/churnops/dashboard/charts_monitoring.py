@@ -382,15 +382,22 @@ def history_table(versions: Sequence[VersionDetails]) -> pd.DataFrame:
     return frame.sort_values("when", ascending=False, na_position="last", ignore_index=True)
 
 
+def _text(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def comparison_table(a: VersionDetails, b: VersionDetails) -> pd.DataFrame:
-    """Metrics of two versions side by side with the difference (b - a)."""
-    names = [m for m in COMPARED_METRICS if m in a.metrics or m in b.metrics]
+    """Metrics and settings of two versions side by side, with the difference (b - a), as text
+    (one column mixes numbers and names)."""
+    left, right = f"v{a.version}", f"v{b.version}"
     rows = []
-    for name in names:
-        left, right = a.metrics.get(name), b.metrics.get(name)
-        diff = right - left if left is not None and right is not None else None
-        rows.append({"metric": name, f"v{a.version}": left, f"v{b.version}": right, "b - a": diff})
-    for label, left_text, right_text in (
+    for name in (m for m in COMPARED_METRICS if m in a.metrics or m in b.metrics):
+        x, y = a.metrics.get(name), b.metrics.get(name)
+        diff = f"{y - x:+.4f}" if x is not None and y is not None else "-"
+        rows.append({"metric": name, left: _text(x), right: _text(y), "b - a": diff})
+    for label, x_text, y_text in (
         ("model", a.summary.candidate, b.summary.candidate),
         ("threshold", a.summary.threshold, b.summary.threshold),
         ("calibration", a.params.get("calibration"), b.params.get("calibration")),
@@ -400,8 +407,8 @@ def comparison_table(a: VersionDetails, b: VersionDetails) -> pd.DataFrame:
             b.tags.get("churnops.data_fingerprint", "")[:12],
         ),
     ):
-        rows.append({"metric": label, f"v{a.version}": left_text, f"v{b.version}": right_text})
-    return pd.DataFrame(rows).astype(object)
+        rows.append({"metric": label, left: _text(x_text), right: _text(y_text), "b - a": ""})
+    return pd.DataFrame(rows, columns=["metric", left, right, "b - a"])
 
 
 def metrics_comparison_chart(a: VersionDetails, b: VersionDetails) -> go.Figure:

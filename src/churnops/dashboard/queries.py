@@ -96,7 +96,7 @@ def reference_profile(tracking_uri: str, name: str, version: str) -> ReferencePr
     """The reference profile inside a registered version (immutable: cached for an hour)."""
     from churnops.modeling.registry_history import reference_profile_json
 
-    text = reference_profile_json(_client(tracking_uri), name=name, version=version)
+    text = reference_profile_json(tracking_uri, name=name, version=version)
     return None if text is None else ReferenceProfile.model_validate_json(text)
 
 

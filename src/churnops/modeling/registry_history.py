@@ -22,6 +22,7 @@ from churnops.modeling.registry import HISTORY_TAG, VersionSummary, list_version
 ACTIONS = ("promoted", "rolled_back_from", "rolled_back_to")
 ROC_PLOT = "plots/roc.png"
 LEAKAGE_FLAGS = "leakage/flags.json"
+PROFILE_ARTIFACT = "reference_profile.json"  # as modeling.pyfunc.log_churn_model names it
 
 
 @dataclass(frozen=True)
@@ -160,21 +161,23 @@ def run_artifact(client: MlflowClient, run_id: str, path: str) -> bytes | None:
         return file.read_bytes() if file.is_file() else None
 
 
-def reference_profile_json(client: MlflowClient, *, name: str, version: str) -> str | None:
-    """The reference profile a version carries (the JSON sidecar logged beside its bundle)."""
+def reference_profile_json(tracking_uri: str, *, name: str, version: str) -> str | None:
+    """The reference profile a version carries (the JSON sidecar `log_churn_model` logs beside
+    the bundle), without downloading the bundle itself; None when the version has none."""
     from mlflow.artifacts import download_artifacts
 
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        source = client.get_model_version(name, version).source
+        client.get_model_version(name, version)
     except MlflowException as exc:
         raise RegistryError(f"model {name!r} has no version {version}") from exc
-    if not source:
-        return None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = download_artifacts(
-                artifact_uri=f"{source.rstrip('/')}/artifacts/reference_profile.json",
+                artifact_uri=f"models:/{name}/{version}/artifacts/{PROFILE_ARTIFACT}",
                 dst_path=tmp,
+                tracking_uri=tracking_uri,
+                registry_uri=tracking_uri,
             )
         except (MlflowException, OSError):
             return None

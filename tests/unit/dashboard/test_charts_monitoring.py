@@ -214,8 +214,9 @@ def test_models_tables_list_versions_history_and_comparison() -> None:
     assert list(history["why"]) == ["better", "first"]
 
     table = charts.comparison_table(old, new).set_index("metric")
-    assert table.loc["test_roc_auc", "b - a"] == pytest.approx(0.02)
-    assert table.loc["test_roc_auc", "v1"] == pytest.approx(0.84)
+    assert table.loc["test_roc_auc", "b - a"] == "+0.0200"
+    assert table.loc["test_roc_auc", "v1"] == "0.8400"
+    assert table.loc["model", "v2"] == "xgboost" and table.loc["calibration", "v1"] == "-"
 
     bars = charts.metrics_comparison_chart(old, new).data
     assert [b.name for b in bars] == ["v1 (xgboost)", "v2 (xgboost)"]
