@@ -5,6 +5,7 @@ days (the last 14 drifted: monthly charges x1.3, 40% moved to month-to-month), f
 10% of them, and 90 daily monitoring results (7-day windows, as `churnops monitor` stores them).
 The page then runs under Streamlit's AppTest in a fresh process per store: imports, first render
 (caches empty) and a second render (cached) are timed, and the process's peak RSS is read.
+Postgres stores are VACUUM ANALYZEd first, as autovacuum would have done to a running store.
 Results: bench/results/app.{json,md}.
 
     .venv/bin/python bench/app.py [--rows 100000 1000000] [--no-postgres] [--reseed]
@@ -302,14 +303,27 @@ def postgres_url(rows: int) -> str | None:
 
 
 def seeded_rows(url: str) -> int:
-    from churnops.store.queries import store_status
     from churnops.store.store import PredictionStore
 
     with PredictionStore(url) as store:
         try:
-            return store_status(store).n_predictions
+            return store.count_predictions()
         except Exception:
             return 0
+
+
+def vacuum(url: str) -> None:
+    """VACUUM ANALYZE a Postgres store: what autovacuum does to a store that has been running a
+    while (right after a bulk load, index-only scans still visit every heap row)."""
+    from sqlalchemy import text
+
+    from churnops.store import PredictionStore
+
+    with PredictionStore(url) as store:
+        conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with conn:
+            for table in ("predictions", "feedback", "monitoring_results"):
+                conn.execute(text(f"VACUUM ANALYZE {table}"))
 
 
 def drop_postgres_schema(rows: int) -> None:
@@ -386,6 +400,8 @@ def main() -> None:
             else:
                 print(f"re-recording the checks in {backend} ({rows:,} predictions) ...")
                 seeded = {"rows": rows, "reused": True, "monitoring_results": seed_checks(url)}
+            if backend == "postgresql":
+                vacuum(url)
             measured = measure(url, WORK / f"home-{backend}-{rows}")
             print(f"{backend} {rows:,}: {json.dumps(measured)}", flush=True)
             stores[backend][str(rows)] = {"seed": seeded, "measure": measured}

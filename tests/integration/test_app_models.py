@@ -52,7 +52,7 @@ def run_page() -> AppTest:
     return app
 
 
-def button(app: AppTest, label: str):  # type: ignore[no-untyped-def]
+def button(app: AppTest, label: str):
     return next(b for b in app.button if b.label == label)
 
 
