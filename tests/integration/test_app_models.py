@@ -75,12 +75,13 @@ def test_versions_with_aliases_metrics_history_and_comparison(
     promoted = history[history["action"] == "promoted"]
     assert promoted["why"].iloc[0].startswith("training gate")
     assert "gate passed" in set(history["action"])
-    comparison = app.dataframe[2].value.set_index("metric")
+    comparison = app.table[0].value
     assert {"v1", "v2", "b - a"} <= set(comparison.columns)
     assert comparison.loc["test_roc_auc", "b - a"] == "+0.0000"  # the same model twice
     assert comparison.loc["test_roc_auc", "v1"] == f"{float(v1.tags['churnops.test_roc_auc']):.4f}"
     assert len(app.get("image")) == 2, [c.value for c in app.caption]  # the logged ROC plots
     assert len(app.get("plotly_chart")) == 1
+    assert any("nothing to roll back to" in c.value for c in app.caption)
 
 
 @pytest.mark.slow
@@ -104,6 +105,7 @@ def test_promote_and_roll_back_with_a_reason_are_recorded_like_the_cli(
 
     app = run_page()
     assert "Champion: **v2**" in app.markdown[0].value
+    assert any("back to **v1**" in m.value for m in app.markdown)
     app.text_input(key="rollback-why").input("complaints from the retention team")
     app.checkbox[1].check()
     button(app, "Roll back").click().run()

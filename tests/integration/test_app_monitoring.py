@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -264,19 +265,27 @@ def champion_env(
 
 @pytest.mark.slow
 def test_drill_down_and_check_now_on_the_champion(
-    trained_model: TrainedModel, champion_env: str, monkeypatch: pytest.MonkeyPatch
+    trained_model: TrainedModel,
+    champion_env: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scorer = trained_model.scorer()
     write_predictions(champion_env, shifted(held_out_rows(trained_model)), scorer, days=2)
     first = run_monitor(get_settings(), window="7d", record=True)  # a stored check to show
     assert first.drift_found
 
+    # The page must find the model through its own settings, not MLflow's global URIs.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     app = run_page(champion_env, monkeypatch)
     assert any("monthly_charges" in e.value for e in app.error)
 
     app.selectbox[1].select("monthly_charges").run()  # [0] is the period shown
     assert not app.exception, [e.value for e in app.exception]
-    assert "no reference" not in texts(app)
+    assert "no reference" not in texts(app) and "cannot be read" not in texts(app)
+    drill = app.get("plotly_chart")[-2]  # the drill-down, just above the business chart
+    assert "monthly_charges: reference vs current" in drill.proto.spec
     charts_before = len(app.get("plotly_chart"))
 
     app.selectbox[2].set_value("7d")

@@ -91,6 +91,14 @@ def versions(tracking_uri: str, name: str) -> list[VersionDetails]:
     return version_details(_client(tracking_uri), name=name)
 
 
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def champion_history(tracking_uri: str, name: str) -> list[str]:
+    """Previous champions, oldest first (rollback goes back to the last one)."""
+    from churnops.modeling.registry_history import champion_history as history
+
+    return history(_client(tracking_uri), name=name)
+
+
 @st.cache_data(ttl=3600, show_spinner=False)
 def reference_profile(tracking_uri: str, name: str, version: str) -> ReferenceProfile | None:
     """The reference profile inside a registered version (immutable: cached for an hour)."""

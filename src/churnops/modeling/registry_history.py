@@ -163,21 +163,28 @@ def run_artifact(client: MlflowClient, run_id: str, path: str) -> bytes | None:
 
 def reference_profile_json(tracking_uri: str, *, name: str, version: str) -> str | None:
     """The reference profile a version carries (the JSON sidecar `log_churn_model` logs beside
-    the bundle), without downloading the bundle itself; None when the version has none."""
+    the bundle), without downloading the bundle itself; None when the version has none.
+
+    The artifact location is resolved through this client, never through MLflow's global
+    registry URI (a `models:/` download would use that one, whatever the client says).
+    """
     from mlflow.artifacts import download_artifacts
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        client.get_model_version(name, version)
+        found = client.get_model_version(name, version)
+        location = found.source or ""
+        if location.startswith("models:/"):  # an MLflow 3 logged model: models:/<model_id>
+            model_id = found.model_id or location.removeprefix("models:/").split("/")[0]
+            location = client.get_logged_model(model_id).artifact_location
     except MlflowException as exc:
-        raise RegistryError(f"model {name!r} has no version {version}") from exc
+        raise RegistryError(f"cannot read {name!r} version {version}: {exc.message}") from exc
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = download_artifacts(
-                artifact_uri=f"models:/{name}/{version}/artifacts/{PROFILE_ARTIFACT}",
+                artifact_uri=f"{location.rstrip('/')}/artifacts/{PROFILE_ARTIFACT}",
                 dst_path=tmp,
                 tracking_uri=tracking_uri,
-                registry_uri=tracking_uri,
             )
         except (MlflowException, OSError):
             return None

@@ -51,7 +51,7 @@ def _overview(versions: list[VersionDetails]) -> None:
     if history.empty:
         st.caption("No alias has been moved yet.")
     else:
-        st.dataframe(history, hide_index=True)
+        st.dataframe(history.style.format(na_rep="-"), hide_index=True)
 
 
 def _compare(settings: Settings, versions: list[VersionDetails]) -> None:
@@ -69,7 +69,7 @@ def _compare(settings: Settings, versions: list[VersionDetails]) -> None:
     by_number = {v.version: v for v in versions}
     a, b = by_number[a_number], by_number[b_number]
     st.plotly_chart(charts.metrics_comparison_chart(a, b))
-    st.dataframe(charts.comparison_table(a, b), hide_index=True)
+    st.table(charts.comparison_table(a, b).set_index("metric"))
     uri = settings.resolved_tracking_uri()
     for column, details in zip(st.columns(2), (a, b), strict=True):
         image = queries.roc_plot(uri, details.summary.run_id) if details.summary.run_id else None
@@ -92,7 +92,12 @@ def _change(settings: Settings, versions: list[VersionDetails]) -> None:
         why = st.text_input("Reason (recorded with the promotion)", key="promote-why")
         confirmed = st.checkbox("I confirm: the API serves this version from its next reload")
         promote = st.form_submit_button("Promote")
+    previous = queries.champion_history(settings.resolved_tracking_uri(), name)
     with st.form("rollback"):
+        if previous:
+            st.markdown(f"Roll back gives the champion alias back to **v{previous[-1]}**.")
+        else:
+            st.caption("No previous champion is recorded: there is nothing to roll back to.")
         why_back = st.text_input("Reason (recorded with the rollback)", key="rollback-why")
         confirmed_back = st.checkbox("I confirm: the previous champion comes back")
         rollback = st.form_submit_button("Roll back")

@@ -107,7 +107,8 @@ def _performance(checks: list[StoredCheck]) -> None:
             f"Latest check: {perf.n_labelled:,} of {perf.n_scored:,} predictions have a "
             "feedback label; estimated figures (CBPE) use every prediction."
         )
-        st.dataframe(charts.performance_table(latest), hide_index=True)
+        table = charts.performance_table(latest)
+        st.dataframe(table.style.format(precision=4, na_rep="-"), hide_index=True)
         for reason in perf.reasons:
             st.warning(reason)
 
