@@ -6,7 +6,7 @@ the series costs nothing extra.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,15 @@ class PeriodPoint(BaseModel):
     estimated_roc_auc: float | None = None
     realised_roc_auc: float | None = None
     n_labelled: int = 0
+    # Counts behind the app's charts over time (so months of them never re-read the rows):
+    predicted_positive: int = 0  # predictions at or above the threshold
+    flagged_probability: float = 0.0  # sum of their probabilities
+    label_positive: int = 0  # labelled rows that churned
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    score_hist: list[int] = Field(default_factory=list)  # the reference's equal-width score bins
 
 
 def period_days(times: pd.Series, period: Period) -> np.ndarray:
@@ -96,6 +105,25 @@ def period_series(
                 estimated_roc_auc=estimated.roc_auc if estimated is not None else None,
                 realised_roc_auc=realised.roc_auc if realised is not None else None,
                 n_labelled=counts.n_labelled if counts is not None else 0,
+                **_period_counts(summary),
             )
         )
     return points
+
+
+def _period_counts(summary: WindowSummary) -> dict[str, Any]:
+    """Volume, decision and label counts of a period, as stored beside its drift figures."""
+    counts = summary.performance
+    scores = summary.scores
+    found: dict[str, Any] = {"score_hist": list(scores.hist) if scores is not None else []}
+    if counts is not None:
+        found |= {
+            "predicted_positive": counts.pred_pos_n,
+            "flagged_probability": counts.pred_pos_sum_p,
+            "label_positive": int(sum(counts.pos)),
+            "tp": counts.tp,
+            "fp": counts.fp,
+            "fn": counts.fn,
+            "tn": counts.tn,
+        }
+    return found
