@@ -25,8 +25,9 @@ from churnops.store.writer_process import (
     MAX_ARRIVED_LINES,
     ProcessWriter,
     WriterConfig,
-    _encode_config,
+    encode_config,
 )
+from tests.conftest_store import postgres_schema
 from tests.unit.store.contract import make_prediction
 
 pytestmark = pytest.mark.integration
@@ -244,8 +245,9 @@ class _RawChild:
     """The writer child on plain pipes, as the API drives it, with its answers collected."""
 
     def __init__(self, config: WriterConfig) -> None:
-        argv = [sys.executable, "-m", "churnops.store.writer_process", _encode_config(config)]
+        argv = [sys.executable, "-m", "churnops.store.writer_process"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.send(encode_config(config))
         self.answered: dict[int, float] = {}
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -305,3 +307,52 @@ def test_requests_are_answered_at_once_whatever_the_flush_interval(tmp_path: Pat
             child.proc.wait()
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert db.execute("select count(*) from predictions").fetchone()[0] == 3 + backlog
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, found through /proc/<pid>/task/*/children."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                for child in children.read_text().split():
+                    found.append(int(child))
+                    todo.append(int(child))
+    return found
+
+
+def command_lines(pids: list[int]) -> list[bytes]:
+    lines = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+    return lines
+
+
+def test_the_database_password_is_not_on_any_command_line(tmp_path: Path) -> None:
+    """Every local user can read /proc/PID/cmdline: the URL goes to the child on its stdin.
+
+    Local Postgres trusts local connections, so the password is ignored but still in the URL.
+    """
+    secret = "S3cret-" + os.urandom(6).hex()
+    with postgres_schema("churnops_secret") as url:
+        with_password = url.replace("root@", f"root:{secret}@")
+        assert secret in with_password
+        config = _config(tmp_path, database_url=with_password)
+
+        async def main() -> tuple[list[bytes], Any]:
+            writer = await ProcessWriter(config).start()
+            writer.enqueue_json(_rows(0, 20))
+            assert await asyncio.to_thread(writer.flush, 30.0)
+            lines = command_lines(descendants(os.getpid()))
+            state = writer.state
+            await writer.aclose()
+            return lines, state
+
+        lines, state = asyncio.run(main())
+        assert any(b"churnops.store.writer_process" in line for line in lines), lines
+        assert not [line for line in lines if secret.encode() in line]
+        assert state.written_records == 20 and not state.degraded  # it did get the URL
+        assert len(_stored(config)) == 20

@@ -7,7 +7,8 @@ request waited for it (p99 10-20 ms). Here the event loop's whole share of a wri
 line per prediction and one pipe write per loop iteration; batching, retries, the spool and its
 replay all happen in the child, in `AsyncWriter`, unchanged.
 
-Protocol (JSON lines). Parent -> child on stdin: a prediction in the spool-line shape
+Protocol (JSON lines). Parent -> child on stdin: first the `WriterConfig` (so the database
+password never shows on the command line), then a prediction in the spool-line shape
 (`PredictionRecord.to_json_dict()`), or `{"op": "flush" | "spool_feedback", "seq": n, ...}`.
 Child -> parent on stdout: `{"op": "state", ...}` (writer state and counters, every 100 ms and
 after each request) and `{"op": "done", "seq": n, "ok": bool, "error": str | null}`.
@@ -134,7 +135,9 @@ class ProcessWriter:
     async def _spawn(self) -> None:
         loop = self._loop
         assert loop is not None
-        argv = [self.python, "-m", "churnops.store.writer_process", _encode_config(self.config)]
+        # The configuration (the database URL and its password) goes down the pipe, never on
+        # the command line: /proc/PID/cmdline and `ps` show argv to every local user.
+        argv = [self.python, "-m", "churnops.store.writer_process"]
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -145,6 +148,7 @@ class ProcessWriter:
         try:
             assert proc.stdin is not None and proc.stdout is not None
             _widen_pipe(proc.stdin.fileno())
+            os.write(proc.stdin.fileno(), encode_config(self.config))  # fits the empty pipe
             self._proc = proc
             self._child_gone = asyncio.Event()
             self._sent = 0
@@ -487,8 +491,21 @@ def _widen_pipe(fd: int) -> None:
         fcntl.fcntl(fd, setpipe, PIPE_BYTES)
 
 
-def _encode_config(config: WriterConfig) -> str:
-    return orjson.dumps(dataclasses.asdict(config)).decode()
+def encode_config(config: WriterConfig) -> bytes:
+    """The first line the child reads on its stdin."""
+    return orjson.dumps(dataclasses.asdict(config)) + b"\n"
+
+
+def read_config(fd: int = 0) -> WriterConfig:
+    """The configuration line at the start of `fd`, read a byte at a time so that nothing after
+    it (the first predictions) is taken from the pipe."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            raise StoreError("writer process: stdin closed before the configuration line")
+        line += byte
+    return WriterConfig(**orjson.loads(line))
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -707,9 +724,9 @@ class _Child:
         return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the child: `python -m churnops.store.writer_process '<config json>'`."""
-    args = sys.argv[1:] if argv is None else argv
+def main() -> int:
+    """Entry point of the child: `python -m churnops.store.writer_process`, its configuration
+    as the first JSON line on stdin (`encode_config`)."""
     # The API process decides when this one stops (by closing stdin), also on Ctrl-C.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -719,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(WRITER_NICENESS)
     # Recovery and replays are news: churnops' events at INFO (JSON lines under --log-format json).
     configure_process_logging("%(asctime)s %(levelname)s [store writer] %(message)s")
-    config = WriterConfig(**orjson.loads(args[0]))
+    config = read_config()
     started = time.monotonic()
     code = _Child(config).run()
     logger.debug("writer process done after %.1fs", time.monotonic() - started)
