@@ -106,6 +106,9 @@ class ServingSettings(BaseModel):
     ssl_keyfile: str | None = None
     spool_path: str | None = None  # None: <home>/spool.jsonl
     spool_max_bytes: int = 256 * 1024 * 1024
+    # When the spool cannot take more: "drop" (answer 200, count the loss) or "refuse" (answer
+    # 503 + Retry-After). None: refuse in production, drop elsewhere.
+    on_spool_full: Literal["drop", "refuse"] | None = None
     store_flush_interval_seconds: float = 0.5
     store_batch_size: int = 500
     metrics_dir: str | None = None  # shared by the workers of one server; set by `churnops serve`
@@ -193,6 +196,11 @@ class Settings(BaseSettings):
     def resolved_spool_path(self) -> str:
         """Beside the store's default file, so a restart from any folder replays the same spool."""
         return self.serving.spool_path or str(Path(self.home).resolve() / "spool.jsonl")
+
+    def resolved_on_spool_full(self) -> Literal["drop", "refuse"]:
+        if self.serving.on_spool_full is not None:
+            return self.serving.on_spool_full
+        return "refuse" if self.env == "production" else "drop"
 
     def champion_uri(self) -> str:
         return self.serving.model_uri or f"models:/{self.registry.model_name}@champion"

@@ -274,10 +274,11 @@ def test_feedback_idempotent(client: TestClient, record: dict[str, Any], home: P
         store.close()
 
 
-def test_feedback_for_an_unknown_prediction_is_404(client: TestClient) -> None:
+def test_feedback_for_an_unknown_prediction_is_queued_as_during_an_outage(
+    client: TestClient,
+) -> None:
     answer = client.post("/feedback", json={"prediction_id": "never-served", "label": 1})
-    assert answer.status_code == 404
-    assert answer.json()["detail"][0]["field"] == "prediction_id"
+    assert (answer.status_code, answer.json()["status"]) == (202, "queued")
 
 
 @pytest.mark.parametrize(

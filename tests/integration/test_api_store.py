@@ -42,6 +42,14 @@ def _batch(client: TestClient, record: dict[str, Any], n: int) -> list[str]:
     return [p["prediction_id"] for p in response.json()["predictions"]]
 
 
+def _metric(client: TestClient, name: str) -> float:
+    """A counter's value in /metrics (0 when it is absent)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f"{name}_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def _settings(trained: TrainedModel, tmp_path: Path, url: str) -> Settings:
     settings = api_settings(trained, tmp_path)
     settings.database_url = url
@@ -110,6 +118,11 @@ def test_stored_equals_served_across_database_outage(
                     )
                     assert answer.status_code == 202, answer.text
                     assert answer.json()["status"] == "queued"
+                # A label for a prediction never served: the same answer as with the database up.
+                unknown = client.post(
+                    "/feedback", json={"prediction_id": "never-served", "label": 1}
+                )
+                assert (unknown.status_code, unknown.json()["status"]) == (202, "queued")
                 ready = client.get("/ready").json()
                 assert ready["status"] == "degraded", ready
                 assert "store_unreachable" in ready["degraded"]
@@ -123,6 +136,8 @@ def test_stored_equals_served_across_database_outage(
                 proxy.start()  # back: the spool is replayed
                 assert wait_for(lambda: direct.count_predictions() == 60, timeout=30)
                 assert wait_for(lambda: direct.count_feedback(attached_only=True) == 2, timeout=30)
+                assert wait_for(lambda: _metric(client, "churnops_store_unmatched_feedback") == 1)
+                assert direct.count_feedback() == 2  # the unknown one was set aside, not stored
                 assert wait_for(lambda: client.get("/ready").json()["status"] == "ok")
                 served += _serve(client, record, 5)
                 assert wait_for(lambda: direct.count_predictions() == 65)
@@ -142,3 +157,84 @@ def test_stored_equals_served_across_database_outage(
             proxy.stop()
             direct.close()
         assert metrics_ok
+
+
+def test_feedback_for_an_unknown_prediction_with_the_database_up(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """202 queued, as during an outage; checked on replay, set aside and counted, never stored."""
+    settings = api_settings(trained_model, tmp_path)
+    record = example_record(trained_model)
+    with TestClient(create_app(settings)) as client:
+        (served,) = _serve(client, record, 1)
+        known = client.post("/feedback", json={"prediction_id": served, "label": 1})
+        assert (known.status_code, known.json()["status"]) == (200, "recorded")
+        unknown = client.post("/feedback", json={"prediction_id": "never-served", "label": 0})
+        assert (unknown.status_code, unknown.json()["status"]) == (202, "queued"), unknown.text
+        assert wait_for(lambda: _metric(client, "churnops_store_unmatched_feedback") == 1)
+        assert client.get("/ready").json()["status"] == "ok"
+    set_aside = Path(settings.resolved_spool_path() + ".feedback.unmatched.jsonl")
+    assert "never-served" in set_aside.read_text()
+    store = PredictionStore(settings.resolved_database_url())
+    try:
+        assert store.count_feedback() == store.count_feedback(attached_only=True) == 1
+    finally:
+        store.close()
+
+
+def test_a_full_spool_refuses_and_every_answered_prediction_is_stored(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """`serving.on_spool_full: refuse` during a real outage with a tiny spool: 503 with
+    Retry-After once the spool cannot take more; every 200 is stored after the outage."""
+    record = example_record(trained_model)
+    with postgres_database() as direct_url:
+        port = free_port()
+        proxy = TcpProxy(port, ("127.0.0.1", 5432))
+        proxy.start()
+        settings = _settings(
+            trained_model, tmp_path, direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
+        )
+        settings.serving.on_spool_full = "refuse"
+        settings.serving.spool_max_bytes = 40_000  # a few dozen predictions
+        direct = PredictionStore(direct_url)
+        answered: list[str] = []
+        refused = []
+        try:
+            with TestClient(create_app(settings)) as client:
+                answered += _serve(client, record, 5)
+                proxy.stop()  # the database goes away
+                for i in range(150):
+                    if i % 10 == 0:
+                        response = client.post("/predict/batch", json={"customers": [record] * 3})
+                        ids = [p["prediction_id"] for p in response.json().get("predictions", [])]
+                    else:
+                        response = client.post("/predict", json=record)
+                        ids = [response.json().get("prediction_id")]
+                    if response.status_code == 200:
+                        answered += ids
+                    else:
+                        refused.append(response)
+                assert len(answered) > 5 + 10, "nothing was spooled during the outage"
+                assert refused, "the spool never filled"
+                assert {r.status_code for r in refused} == {503}
+                assert all(int(r.headers["Retry-After"]) > 0 for r in refused)
+                assert all(r.json()["error"] == "store_unavailable" for r in refused)
+                assert _metric(client, "churnops_store_refused_records") >= len(refused)
+                proxy.start()  # back: the spool is replayed
+                assert wait_for(lambda: direct.count_predictions() == len(answered), timeout=60)
+
+                def served_again() -> bool:  # the spool has room again once it is replayed
+                    response = client.post("/predict", json=record)
+                    if response.status_code == 200:
+                        answered.append(response.json()["prediction_id"])
+                    return response.status_code == 200
+
+                assert wait_for(served_again)
+                assert wait_for(lambda: direct.count_predictions() == len(answered))
+                assert _metric(client, "churnops_store_dropped_records") == 0
+            assert set(direct.read_predictions()["prediction_id"]) == set(answered)
+            assert direct.count_predictions() == len(answered)
+        finally:
+            proxy.stop()
+            direct.close()

@@ -37,10 +37,6 @@ MONITORING_TTL_SECONDS = 30.0
 MAX_SPOOL_SLOTS = 64
 
 
-class UnknownPredictionError(LookupError):
-    """Feedback names a prediction id this service never stored."""
-
-
 def claim_spool_path(base: str | Path) -> tuple[Path, IO[str] | None]:
     """A spool file no other live process uses: `spool.jsonl`, else `spool.1.jsonl`, ...
 
@@ -186,6 +182,7 @@ class ServiceState:
                 ),
             ),
             lock_fd=None if self._spool_lock is None else self._spool_lock.fileno(),
+            refuse_when_full=self.settings.resolved_on_spool_full() == "refuse",
         ).start()
         self.metrics.watch_store(self.writer_state)
         self.metrics.watch_monitoring()
@@ -253,27 +250,27 @@ class ServiceState:
     def write_feedback(self, record: FeedbackRecord) -> str:
         """Store feedback now (after queued predictions, so it can attach to them).
 
-        Returns "recorded", or "queued" when the database is down and the label was spooled for
-        replay. Raises UnknownPredictionError for a prediction id that was never served.
+        Returns "recorded", or "queued" when the label went to the writer's feedback spool: the
+        database is down, or the label names a prediction_id the store does not hold. The writer
+        checks spooled labels when it replays them and sets aside (counts, never stores) those
+        whose prediction is still unknown, so the answer is the same whether the database is up.
         """
         if self.store is None or self.writer is None:
             raise StoreError("prediction store is not open")
         flushed = self.writer.flush(timeout=5.0)
-        try:
-            if (
-                flushed
-                and record.prediction_id is not None
-                and not self.writer.degraded
-                and not self.store.has_prediction(record.prediction_id)
-            ):
-                raise UnknownPredictionError(record.prediction_id)
-            self.store.write_feedback([record])
-        except StoreError as exc:
-            if not is_outage(exc):
-                raise
-            self.writer.spool_feedback([record])
-            return "queued"
-        return "recorded"
+        if flushed and not self.writer.degraded:
+            try:
+                known = record.prediction_id is None or self.store.has_prediction(
+                    record.prediction_id
+                )
+                if known:
+                    self.store.write_feedback([record])
+                    return "recorded"
+            except StoreError as exc:
+                if not is_outage(exc):
+                    raise
+        self.writer.spool_feedback([record])
+        return "queued"
 
     def refresh_monitoring(self) -> None:
         """Feed the latest stored monitoring report to the drift gauges (at most every 30 s)."""

@@ -219,6 +219,12 @@ STORE_COUNTERS = (
     ("replayed_records", "churnops_store_replayed_records", "Spool replays"),
     ("dropped_records", "churnops_store_dropped_records", "Lost: spool full"),
     ("rejected_records", "churnops_store_rejected_records", "Predictions refused by the database"),
+    ("refused_records", "churnops_store_refused_records", "Predictions answered 503: spool full"),
+    (
+        "unmatched_feedback",
+        "churnops_store_unmatched_feedback",
+        "Labels set aside: their prediction_id is not in the store",
+    ),
 )
 STORE_GAUGES = (
     ("queue_depth", "churnops_store_queue_depth", "Predictions waiting to be written"),
@@ -388,8 +394,8 @@ def _store_families(views: list[tuple[dict[str, Any], bool]]) -> Iterator[Any]:
     if not stores:
         return
     for key, name, doc in STORE_GAUGES:
-        values = [store[key] for store, alive in stores if alive]
+        values = [store.get(key, 0.0) for store, alive in stores if alive]
         value = max(values, default=0.0) if key == "degraded" else sum(values)
         yield GaugeMetricFamily(name, doc, value=value)
     for key, name, doc in STORE_COUNTERS:
-        yield CounterMetricFamily(name, doc, value=sum(store[key] for store, _ in stores))
+        yield CounterMetricFamily(name, doc, value=sum(store.get(key, 0.0) for store, _ in stores))

@@ -10,11 +10,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from churnops.store.records import FeedbackRecord, PredictionRecord
+import orjson
+
+from churnops.errors import StoreError
+from churnops.store.records import FeedbackRecord, PredictionRecord, to_jsonable
 
 SpoolRecord = PredictionRecord | FeedbackRecord
+_LINE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 logger = logging.getLogger(__name__)
+
+
+class SpoolFullError(StoreError):
+    """The spool cannot take more predictions: the caller refuses them (HTTP 503)."""
 
 
 def append_raw(path: str | Path, lines: Sequence[bytes], *, max_bytes: int) -> int:
@@ -121,8 +129,10 @@ class Spool:
 
         Raises OSError when the file cannot be written at all (nothing was accepted then).
         """
+        # orjson, as the API encodes the lines it hands over: a spooled record takes about the
+        # room the API reserved for it (json.dumps would escape non-ASCII text to 2-3x its size).
         lines = [
-            (json.dumps(record.to_json_dict(), separators=(",", ":")) + "\n").encode()
+            orjson.dumps(record.to_json_dict(), default=to_jsonable, option=_LINE_OPTIONS) + b"\n"
             for record in records
         ]
         return self.append_lines(lines)

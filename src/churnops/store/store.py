@@ -454,6 +454,18 @@ class PredictionStore:
         with self._connect("look up a prediction") as conn:
             return conn.execute(stmt.limit(1)).first() is not None
 
+    def known_prediction_ids(self, prediction_ids: Iterable[str]) -> set[str]:
+        """Those of `prediction_ids` that are stored."""
+        wanted = sorted(set(prediction_ids))
+        found: set[str] = set()
+        with self._connect("look up predictions") as conn:
+            for chunk in _chunks(wanted, LOOKUP_CHUNK):
+                stmt = select(PREDICTIONS.c.prediction_id).where(
+                    PREDICTIONS.c.prediction_id.in_(list(chunk))
+                )
+                found.update(conn.execute(stmt).scalars())
+        return found
+
     def count_feedback(self, *, attached_only: bool = False) -> int:
         """Number of stored feedback rows (only those tied to a prediction, if asked)."""
         stmt = select(func.count()).select_from(FEEDBACK)

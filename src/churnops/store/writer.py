@@ -83,6 +83,8 @@ class WriterState:
     write_errors: int
     dropped_records: int
     rejected_records: int
+    unmatched_feedback: int = 0  # labels naming a prediction_id the store does not hold
+    refused_records: int = 0  # predictions refused (503) because the spool could not take them
 
 
 class AsyncWriter:
@@ -122,6 +124,7 @@ class AsyncWriter:
             record_type=FeedbackRecord,
         )
         self.rejected_path = Path(str(spool_path) + ".rejected.jsonl")
+        self.unmatched_path = Path(str(spool_path) + ".feedback.unmatched.jsonl")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue = max_queue
@@ -149,6 +152,7 @@ class AsyncWriter:
         self._write_errors = 0
         self._dropped = 0
         self._rejected = 0
+        self._unmatched = 0
 
     # -- public API ----------------------------------------------------------------------
 
@@ -267,6 +271,7 @@ class AsyncWriter:
             write_errors=self._write_errors,
             dropped_records=self._dropped,
             rejected_records=self._rejected,
+            unmatched_feedback=self._unmatched,
         )
 
     @property
@@ -497,7 +502,36 @@ class AsyncWriter:
     def _replay_feedback(self) -> None:
         if self.spool.records:
             return  # predictions first: spooled labels may refer to them
-        self._replay(self.feedback_spool, self.store.write_feedback, "feedback")
+        self._replay(self.feedback_spool, self._write_matched_feedback, "feedback")
+
+    def _write_matched_feedback(self, batch: list[FeedbackRecord]) -> None:
+        """Store labels whose prediction is stored; set aside those naming a prediction_id the
+        store does not hold (never stored as orphans), counted and logged."""
+        named = {r.prediction_id for r in batch if r.prediction_id is not None}
+        known = self.store.known_prediction_ids(named) if named else set()
+        unmatched = [
+            r for r in batch if r.prediction_id is not None and r.prediction_id not in known
+        ]
+        matched = [r for r in batch if r.prediction_id is None or r.prediction_id in known]
+        if matched:
+            self.store.write_feedback(matched)
+        if unmatched:
+            self._set_aside_unmatched(unmatched)
+
+    def _set_aside_unmatched(self, records: list[FeedbackRecord]) -> None:
+        self._unmatched += len(records)
+        logger.warning(
+            "%d label(s) name a prediction_id the store does not hold; set aside in %s",
+            len(records),
+            self.unmatched_path,
+        )
+        try:
+            self.unmatched_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.unmatched_path.open("a", encoding="utf-8") as fh:
+                for record in records:
+                    fh.write(json.dumps(record.to_json_dict(), separators=(",", ":")) + "\n")
+        except OSError as exc:
+            logger.error("cannot write unmatched feedback to %s: %s", self.unmatched_path, exc)
 
     def _write_for_replay(self, batch: list[PredictionRecord]) -> None:
         self._write(batch)

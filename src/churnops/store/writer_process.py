@@ -41,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,7 +49,7 @@ import orjson
 from churnops.errors import StoreError
 from churnops.logformat import configure_process_logging
 from churnops.store.records import FeedbackRecord, PredictionRecord
-from churnops.store.spool import append_raw
+from churnops.store.spool import SpoolFullError, append_raw
 from churnops.store.writer import DEFAULT_SPOOL_MAX_BYTES, WriterState
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ _COUNTERS = (
     "write_errors",
     "dropped_records",
     "rejected_records",
+    "unmatched_feedback",
 )
 
 
@@ -96,11 +98,23 @@ class ProcessWriter:
     """
 
     def __init__(
-        self, config: WriterConfig, *, python: str = sys.executable, lock_fd: int | None = None
+        self,
+        config: WriterConfig,
+        *,
+        python: str = sys.executable,
+        lock_fd: int | None = None,
+        refuse_when_full: bool = False,
     ) -> None:
         self.config = config
         self.python = python
         self.lock_fd = lock_fd  # the spool's lock: the child keeps it held while it lives
+        # True: a hand-over the spool might not be able to hold raises SpoolFullError (the API
+        # answers 503); False: it is accepted and, if the spool is full, dropped and counted.
+        self.refuse_when_full = refuse_when_full
+        self._room_lock = threading.Lock()
+        self._unconfirmed_bytes = 0  # lines accepted that no child has confirmed handled
+        self._spool_seen = 0  # the prediction spool's size, as last reported or written here
+        self._refused = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -128,6 +142,8 @@ class ProcessWriter:
         """Start the child on the running loop; returns self."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        with contextlib.suppress(OSError):  # a spool left by an earlier run takes room too
+            self._spool_seen = Path(self.config.spool_path).stat().st_size
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise())
         return self
@@ -283,6 +299,9 @@ class ProcessWriter:
         except OSError as exc:
             logger.error("cannot write prediction spool %s: %s", self.config.spool_path, exc)
             kept = 0
+        self._release(lines)
+        with contextlib.suppress(OSError), self._room_lock:
+            self._spool_seen = Path(self.config.spool_path).stat().st_size
         self._dropped_in_parent += len(lines) - kept
         logger.warning("spooled %d prediction(s) no writer process could take", kept)
 
@@ -294,10 +313,15 @@ class ProcessWriter:
         self.enqueue_json([record.to_json_dict() for record in batch])
 
     def enqueue_json(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Hand over predictions already in the spool-line shape (validated by the child)."""
+        """Hand over predictions already in the spool-line shape (validated by the child).
+
+        Raises SpoolFullError (nothing handed over) when `refuse_when_full` and the spool might
+        not hold them should the database stay away.
+        """
         lines = [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for row in rows]
         if not lines:
             return
+        self._reserve(lines)
         if threading.get_ident() == self._loop_thread:
             self._queue_lines(lines)
             return
@@ -307,6 +331,28 @@ class ProcessWriter:
             self._loop.call_soon_threadsafe(self._queue_lines, lines)
         except RuntimeError:  # the loop is gone (shut down): nothing runs a child any more
             self._spool_raw(lines)
+
+    def _reserve(self, lines: list[bytes]) -> None:
+        """Count `lines` as in flight; refuse them if the spool could not take them all.
+
+        Whatever is in flight may still have to be spooled (the database is away, or behind);
+        counting it twice covers the child's re-encoding of a line and a report that lags.
+        """
+        size = sum(map(len, lines))
+        with self._room_lock:
+            needed = self._spool_seen + 2 * (self._unconfirmed_bytes + size)
+            if self.refuse_when_full and needed > self.config.spool_max_bytes:
+                self._refused += len(lines)
+                raise SpoolFullError(
+                    f"prediction spool {self.config.spool_path} is full (database unreachable "
+                    "or behind): prediction not served, retry later"
+                )
+            self._unconfirmed_bytes += size
+
+    def _release(self, lines: Iterable[bytes]) -> None:
+        size = sum(map(len, lines))
+        with self._room_lock:
+            self._unconfirmed_bytes = max(0, self._unconfirmed_bytes - size)
 
     def _queue_lines(self, lines: list[bytes]) -> None:
         if self._closed:
@@ -345,8 +391,7 @@ class ProcessWriter:
         done = max(0, min(len(self._held) - (self._sent - handled), len(self._held)))
         if done or not self._held:
             self._last_progress = time.monotonic()
-        for _ in range(done):
-            self._held.popleft()
+        self._release([self._held.popleft() for _ in range(done)])
 
     # -- requests that wait for the child ----------------------------------------------------
 
@@ -398,6 +443,8 @@ class ProcessWriter:
     def _on_state(self, message: dict[str, Any]) -> None:
         with self._lock:
             previous, self._child_state = self._child_state, message
+        with self._room_lock:
+            self._spool_seen = int(message.get("prediction_spool_bytes", self._spool_seen))
         work = ("written_records", "replayed_records", "spooled_records", "rejected_records")
         if not previous or any(previous.get(key) != message.get(key) for key in work):
             self._last_progress = time.monotonic()  # busy (a long replay, say), not hung
@@ -429,6 +476,7 @@ class ProcessWriter:
             dropped_records=base["dropped_records"]
             + int(child.get("dropped_records", 0))
             + self._dropped_in_parent,
+            refused_records=self._refused,
             **{
                 name: base[name] + int(child.get(name, 0))
                 for name in _COUNTERS
@@ -560,14 +608,18 @@ class _Child:
             os.write(1, line)
 
     def report(self) -> None:
+        # The prefix first: the spool size read after it includes every line it confirms (the
+        # parent's room estimate must never miss a line that is neither held nor counted).
+        handled, received = self.prefix, self.received
         state = self.writer.state
         self.reply(
             {
                 "op": "state",
                 **dataclasses.asdict(state),
-                "received": self.received,
-                "handled": self.prefix,
+                "received": received,
+                "handled": handled,
                 "rejected_records": state.rejected_records + self.unreadable,
+                "prediction_spool_bytes": self.writer.spool.size_bytes,
             }
         )
 
@@ -611,6 +663,10 @@ class _Child:
                 self.update_prefix()
             elif message["op"] == "spool_feedback":
                 records = [FeedbackRecord.from_json_dict(r) for r in message["records"]]
+                # Predictions sent before the label are stored or spooled first: the label is
+                # checked against the store when the feedback spool is replayed.
+                self.writer.flush()
+                self.update_prefix()
                 self.writer.spool_feedback(records)
             else:
                 ok, error = False, f"unknown op {message['op']!r}"

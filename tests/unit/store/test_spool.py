@@ -62,3 +62,12 @@ def test_existing_spool_is_counted_and_torn_lines_skipped(tmp_path: Path) -> Non
     got: list[PredictionRecord] = []
     assert spool.replay(got.extend, batch_size=10) == 2
     assert spool.corrupt_lines == 1 and spool.records == 0
+
+
+def test_what_a_full_spool_does_depends_on_the_environment() -> None:
+    from churnops.settings import Settings
+
+    assert Settings(env="production").resolved_on_spool_full() == "refuse"
+    assert Settings(env="development").resolved_on_spool_full() == "drop"
+    explicit = Settings(env="production", serving={"on_spool_full": "drop"})
+    assert explicit.resolved_on_spool_full() == "drop"

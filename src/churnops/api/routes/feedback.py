@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from churnops.api.body import parse_body
-from churnops.api.deps import ServiceState, UnknownPredictionError
+from churnops.api.deps import ServiceState
 from churnops.api.errors import ApiError, json_response
 from churnops.api.schemas import ERROR_RESPONSES, FeedbackIn, FeedbackOut
 from churnops.errors import StoreError
@@ -32,19 +32,6 @@ async def feedback(request: Request) -> Response:
     )
     try:
         status = await run_in_threadpool(service.write_feedback, record)
-    except UnknownPredictionError:
-        raise ApiError(
-            404,
-            "unknown_prediction",
-            f"prediction_id: no prediction {item.prediction_id!r} was served",
-            detail=[
-                {
-                    "field": "prediction_id",
-                    "reason": "no such prediction",
-                    "message": f"prediction_id: no prediction {item.prediction_id!r} was served",
-                }
-            ],
-        ) from None
     except StoreError as exc:
         raise ApiError(
             503,
@@ -52,7 +39,8 @@ async def feedback(request: Request) -> Response:
             f"feedback not stored, retry later: {exc}",
             headers={"Retry-After": "5"},
         ) from None
-    # 202 when the database is down: the label is spooled and stored when it returns.
+    # 202 when the label is spooled: the database is down, or the prediction_id is not in the
+    # store (checked again on replay; still unknown, it is set aside and counted, not stored).
     return json_response(
         {
             "status": status,

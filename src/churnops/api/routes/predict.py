@@ -80,12 +80,12 @@ def score_records(
             }
         )
         out_of_range += contract.out_of_range(record)
+    if service.writer is not None:  # first: a refusal (spool full) serves and counts nothing
+        service.writer.enqueue_json(stored)
     probabilities = [score.probability for score in scored]
     service.metrics.observe_predictions(
         probabilities, [score.risk_level for score in scored], out_of_range
     )
-    if service.writer is not None:
-        service.writer.enqueue_json(stored)
     return results, probabilities
 
 
