@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 
-from churnops.store import AsyncWriter, PredictionStore, head_revision, upgrade_schema
+from churnops.store import BatchWriter, PredictionStore, head_revision, upgrade_schema
 from tests.conftest_store import postgres_schema
 from tests.unit.store.contract import StoreContract, make_prediction
 
@@ -85,10 +85,11 @@ def test_concurrent_upgrades_do_not_collide() -> None:
 
 
 def test_writer_on_postgres(store: PredictionStore, tmp_path: Path) -> None:
-    with AsyncWriter(store, spool_path=tmp_path / "spool.jsonl", batch_size=100) as writer:
-        writer.enqueue([make_prediction(i) for i in range(1_000)])
-        assert writer.flush(timeout=20)
-    assert store.count_predictions() == 1_000
+    writer = BatchWriter(store, spool_path=tmp_path / "spool.jsonl", batch_size=100)
+    writer.enqueue([make_prediction(i) for i in range(1_000)])
+    assert writer.write_pending(max_batches=3) == 300
+    writer.close()
+    assert store.count_predictions() == 1_000 and writer.state.written_records == 1_000
 
 
 def test_bad_row_in_a_postgres_batch_is_set_aside_and_the_rest_written(
@@ -97,7 +98,7 @@ def test_bad_row_in_a_postgres_batch_is_set_aside_and_the_rest_written(
     """Errors from the COPY path are the store's errors: data errors reject one record only."""
     good = [make_prediction(i) for i in range(4)]
     bad = make_prediction(9, model_version="x" * 80)  # longer than the column allows
-    writer = AsyncWriter(store, spool_path=tmp_path / "spool.jsonl")
+    writer = BatchWriter(store, spool_path=tmp_path / "spool.jsonl")
     writer.enqueue([*good[:2], bad, *good[2:]])
     writer.write_pending()
     state = writer.state
@@ -122,7 +123,7 @@ def test_lost_connection_during_copy_spools_the_batch(
         original(self, conn, records)
 
     monkeypatch.setattr(bulk_insert.PredictionInsert, "insert", cut_then_insert)
-    writer = AsyncWriter(store, spool_path=tmp_path / "spool.jsonl", reconnect_interval=60)
+    writer = BatchWriter(store, spool_path=tmp_path / "spool.jsonl", reconnect_interval=60)
     writer.enqueue([make_prediction(i) for i in range(5)])
     writer.write_pending()
     state = writer.state

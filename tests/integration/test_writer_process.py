@@ -74,7 +74,7 @@ def test_loop_and_thread_hand_overs_are_all_stored(tmp_path: Path) -> None:
         writer = await ProcessWriter(config).start()
         writer.enqueue_json(_rows(0, 1_500))  # from the event loop
         await asyncio.to_thread(writer.enqueue_json, _rows(1_500, 500))  # from a worker thread
-        writer.enqueue([make_prediction(2_000)])  # PredictionRecord objects are accepted too
+        writer.enqueue_json(_rows(2_000, 1))
         flushed = await asyncio.to_thread(writer.flush, 20.0)
         state = writer.state
         with pytest.raises(RuntimeError, match="worker thread"):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import time
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -25,7 +23,7 @@ from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerL
 from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
 from churnops.settings import Settings
-from churnops.store import FeedbackRecord, PredictionStore, WriterState
+from churnops.store import FeedbackRecord, PredictionStore, WriterState, claim_spool_slot
 from churnops.store.writer import is_outage
 from churnops.store.writer_process import ProcessWriter, WriterConfig
 
@@ -34,27 +32,6 @@ logger = logging.getLogger(__name__)
 PREDICT_ROUTES = ("/predict", "/predict/batch", "/feedback")
 READY_PING_TTL_SECONDS = 1.0
 MONITORING_TTL_SECONDS = 30.0
-MAX_SPOOL_SLOTS = 64
-
-
-def claim_spool_path(base: str | Path) -> tuple[Path, IO[str] | None]:
-    """A spool file no other live process uses: `spool.jsonl`, else `spool.1.jsonl`, ...
-
-    Each worker holds an exclusive lock on its slot for its lifetime; a restarted worker takes a
-    free slot again and so replays whatever its predecessor left there.
-    """
-    base = Path(base)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for slot in range(MAX_SPOOL_SLOTS):
-        path = base if slot == 0 else base.with_name(f"{base.stem}.{slot}{base.suffix}")
-        handle = Path(str(path) + ".lock").open("w")  # noqa: SIM115 - held for the process lifetime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return path, handle
-    return base.with_name(f"{base.stem}.{os.getpid()}{base.suffix}"), None
 
 
 def _single_thread_openmp() -> None:
@@ -214,7 +191,7 @@ class ServiceState:
         except StoreError as exc:  # keep serving; the writer spools and retries
             self.store_error = str(exc)
             logger.error("prediction store unavailable at start-up, spooling: %s", exc)
-        spool_path, self._spool_lock = claim_spool_path(self.settings.resolved_spool_path())
+        spool_path, self._spool_lock = claim_spool_slot(self.settings.resolved_spool_path())
         return spool_path
 
     async def stop(self) -> None:

@@ -2,8 +2,8 @@
 
 SQLAlchemy 2 over SQLite (default) or PostgreSQL; schema managed by Alembic migrations shipped in
 `churnops.store/migrations` and applied with `upgrade_schema(url)` or `PredictionStore.create()`.
-`AsyncWriter` stores predictions in batches and never loses them (spool + replay); the API runs
-it in a child process through `ProcessWriter`, so database work never holds the API's GIL.
+The API's predictions are stored by a child process (`ProcessWriter` in `writer_process.py`)
+that drives a `BatchWriter`: batches, and a bounded spool replayed after an outage.
 """
 
 from churnops.store.migrate import head_revision, upgrade_schema
@@ -14,23 +14,22 @@ from churnops.store.records import (
     PredictionRecord,
     to_jsonable,
 )
-from churnops.store.spool import Spool
+from churnops.store.spool import Spool, SpoolFullError, claim_spool_slot
 from churnops.store.store import META_COLUMNS, PredictionStore
-from churnops.store.writer import AsyncWriter, WriterState, is_outage
-
-BackgroundWriter = AsyncWriter
+from churnops.store.writer import BatchWriter, WriterState, is_outage
 
 __all__ = [
     "META_COLUMNS",
-    "AsyncWriter",
-    "BackgroundWriter",
     "BatchRun",
+    "BatchWriter",
     "FeedbackRecord",
     "MonitoringResult",
     "PredictionRecord",
     "PredictionStore",
     "Spool",
+    "SpoolFullError",
     "WriterState",
+    "claim_spool_slot",
     "head_revision",
     "is_outage",
     "to_jsonable",

@@ -1,12 +1,11 @@
 """The prediction INSERT at driver level, with rows as plain tuples.
 
-The API's background writer stores every prediction; through SQLAlchemy Core each row's twelve
-values went through bind processors, type decorators and the JSON serializer in Python: 35 µs a
-row on SQLite and 90 µs on Postgres, all of it holding the GIL the event loop needs. Here a row is
-one tuple and the driver does the rest in C. On SQLite, one multi-row `INSERT ... VALUES` per few
-hundred rows: the GIL is released once while SQLite works, where `executemany` released and
-re-took it for every row and, with the event loop busy, waited up to a switch interval (5 ms)
-each time, starving the writer. On Postgres, a COPY into a session temp table followed by one
+The writer process stores every prediction; through SQLAlchemy Core each row's twelve values
+went through bind processors, type decorators and the JSON serializer in Python: 35 µs a row on
+SQLite and 90 µs on Postgres, most of what storing a prediction cost. Here a row is one tuple and
+the driver does the rest in C. On SQLite, one multi-row `INSERT ... VALUES` per few hundred rows
+instead of `executemany`'s call into SQLite per row. On Postgres, a COPY into a session temp table
+followed by one
 `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (multi-row VALUES and psycopg's executemany were
 2-5x slower there). Values are stored exactly as the SQLAlchemy column types store them (tested by
 reading back through the models), so the read side cannot tell the two paths apart.

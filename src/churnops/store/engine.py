@@ -41,7 +41,8 @@ def sqlite_path(url: URL) -> Path | None:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets the API read while the background writer writes; busy_timeout absorbs lock waits."""
+    """WAL lets the API and monitoring read while the writer process writes; busy_timeout
+    absorbs lock waits."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -62,7 +63,7 @@ def make_engine(url: str | URL, *, connect_timeout: float = 5.0, echo: bool = Fa
     """Create (without connecting) an engine tuned for the store: pre-ping, timeouts, SQLite WAL."""
     parsed = parse_url(url)
     # orjson: the JSON columns are most of a prediction row, and stdlib json was a third of the
-    # background writer's time under load (which competes with requests for the GIL).
+    # writer's time under load.
     kwargs: dict[str, Any] = {
         "echo": echo,
         "future": True,
@@ -71,7 +72,7 @@ def make_engine(url: str | URL, *, connect_timeout: float = 5.0, echo: bool = Fa
     }
     connect_args: dict[str, Any] = {}
     if is_sqlite(parsed):
-        # Pooled connections are handed from thread to thread (API workers, background writer).
+        # Pooled connections are handed from thread to thread (the API's worker threads).
         connect_args["check_same_thread"] = False
         connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_MS / 1000
         if is_sqlite_memory(parsed):

@@ -95,7 +95,7 @@ class FeedbackRow(Base):
 
     At most one row per prediction (unique `prediction_id`); feedback that could not be attached to
     any prediction is kept once per customer (partial unique index). No foreign key on purpose: the
-    prediction may still be queued in the background writer when its label arrives.
+    prediction may still be on its way (queued or spooled by the writer) when its label arrives.
     """
 
     __tablename__ = "feedback"

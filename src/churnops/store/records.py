@@ -109,7 +109,7 @@ def json_text(value: Any) -> str:
 
     orjson already writes NaN/inf as null and numpy values as numbers; only the rarer types
     (pd.NA, Decimal, sets) take the slow `to_jsonable` detour. This runs once per stored JSON
-    value in the background writer, where every microsecond is taken from the event loop's GIL.
+    value in the writer process, the part of a prediction's write left in Python.
     """
     return orjson.dumps(value, default=to_jsonable, option=_JSON_OPTIONS).decode()
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import orjson
 
@@ -19,6 +20,29 @@ SpoolRecord = PredictionRecord | FeedbackRecord
 _LINE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 logger = logging.getLogger(__name__)
+
+
+MAX_SPOOL_SLOTS = 64
+
+
+def claim_spool_slot(base: str | Path) -> tuple[Path, IO[str] | None]:
+    """A spool file no other live process uses: `spool.jsonl`, else `spool.1.jsonl`, ...
+
+    Each worker holds an exclusive lock on its slot for its lifetime; a restarted worker takes a
+    free slot again and so replays whatever its predecessor left there.
+    """
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for slot in range(MAX_SPOOL_SLOTS):
+        path = base if slot == 0 else base.with_name(f"{base.stem}.{slot}{base.suffix}")
+        handle = Path(str(path) + ".lock").open("w")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return path, handle
+    return base.with_name(f"{base.stem}.{os.getpid()}{base.suffix}"), None
 
 
 class SpoolFullError(StoreError):
@@ -55,7 +79,7 @@ def _write_synced(fh: BinaryIO, lines: Sequence[bytes]) -> None:
 
 
 class Spool:
-    """Local overflow for the background writer: one JSON prediction record per line.
+    """Local overflow for the writer: one JSON prediction (or label) record per line.
 
     Appends are fsynced, so an acknowledged spool write survives a crash. The file never grows
     beyond `max_bytes`: `append` accepts what fits and reports the rest, which the caller must

@@ -1,8 +1,8 @@
 """PredictionStore: write and read predictions, feedback, batch runs and monitoring results.
 
 One class over SQLAlchemy Core, the same code on SQLite (default) and PostgreSQL (production):
-bulk inserts with executemany, dialect-native upserts for idempotence, and a read side that returns
-pandas frames ready for the monitoring code.
+driver-level bulk inserts (`bulk_insert.py`), dialect-native upserts for idempotence, and a read
+side that returns pandas frames ready for the monitoring code.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ FEEDBACK: Table = FeedbackRow.__table__  # type: ignore[assignment]
 BATCH_RUNS: Table = BatchRunRow.__table__  # type: ignore[assignment]
 MONITORING_RESULTS: Table = MonitoringResultRow.__table__  # type: ignore[assignment]
 
-# Rows per executemany call: bounded memory and statement size, few round trips.
+# Rows per insert call: bounded memory and statement size, few round trips.
 INSERT_CHUNK = 1_000
 # Customer ids per IN (...) lookup when attaching feedback by customer.
 LOOKUP_CHUNK = 500
@@ -222,7 +222,7 @@ class PredictionStore:
         Returns the number of records given. Idempotent, so a spool replay after a crash between
         commit and spool truncation cannot fail or duplicate. Rows go to the driver as plain
         tuples (`bulk_insert.py`): SQLAlchemy's per-value processing cost 35-90 µs a row of
-        Python in the API's background writer, time the event loop waited for the GIL.
+        Python, most of what storing a prediction cost.
         """
         items = list(records)
         if not items:

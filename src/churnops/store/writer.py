@@ -1,32 +1,32 @@
-"""AsyncWriter: the API hands predictions over without waiting; a thread stores them in batches.
+"""BatchWriter: predictions queued in memory, written in batches when its host says so.
 
-Nothing is lost on purpose:
-- `close()` (lifespan shutdown, SIGTERM via uvicorn, or atexit) writes everything still queued;
-- while the database is unreachable, batches go to a local append-only JSONL spool, the writer
-  retries the database every `reconnect_interval` seconds and replays the spool when it is back;
-  a spool left by a previous process is replayed too;
+The host is the writer process (`writer_process.py`): it reads predictions from the API's pipe,
+queues them here and calls `write_pending()` from its loop. Nothing is lost on purpose:
+- `close()` writes everything still queued (or spools it, if the database is away);
+- while the database is unreachable, batches go to a local append-only JSONL spool; the writer
+  tries the database again every `reconnect_interval` seconds and replays the spool when it is
+  back; a spool left by a previous process is replayed too;
 - a record the database refuses for a reason other than an outage (a data error) is written to
-  `<spool>.rejected.jsonl` and counted, instead of blocking the rest forever.
+  `<spool>.rejected.jsonl` and counted, instead of blocking the rest forever;
+- labels spooled during an outage are replayed after the predictions, and a label naming a
+  prediction_id the store does not hold is set aside in `<spool>.feedback.unmatched.jsonl`.
 
 Spool full: new records are dropped, counted in `dropped_records`, logged as errors and the writer
-reports `degraded`. We chose dropping over blocking because blocking would turn a database outage
-into an API outage; the spool bound (default 256 MiB, ~300k predictions) is the budget for how long
-an outage the service rides out without loss.
+reports `degraded`. Blocking instead would turn a database outage into an API outage; an API that
+must not answer for predictions it cannot keep refuses them before they get here
+(`serving.on_spool_full: refuse`, see `ProcessWriter`).
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy.exc import (
     DBAPIError,
@@ -87,15 +87,17 @@ class WriterState:
     refused_records: int = 0  # predictions refused (503) because the spool could not take them
 
 
-class AsyncWriter:
-    """Batches predictions to a PredictionStore from a background thread; see module docstring.
+class BatchWriter:
+    """Queues predictions and stores them in batches when `write_pending()` is called.
 
-    Typical use in an app lifespan::
+    One thread drives it (enqueue, write_pending, flush, close); `state` may be read from any
+    other. Typical host loop::
 
-        writer = AsyncWriter(store, spool_path=".churnops/spool.jsonl").start()
-        writer.enqueue(record)          # from any thread, returns at once
-        writer.state                    # for /ready and /metrics
-        writer.close()                  # on shutdown: flushes everything
+        writer = BatchWriter(store, spool_path=".churnops/spool.jsonl")
+        writer.check_store()            # report an outage before the first write
+        writer.enqueue(records)         # never touches the database
+        writer.write_pending(max_batches=1)   # a batch; reconnects and replays when due
+        writer.close()                  # writes (or spools) everything still queued
     """
 
     def __init__(
@@ -105,15 +107,14 @@ class AsyncWriter:
         spool_path: str | Path,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         batch_size: int = 500,
-        flush_interval: float = 0.5,
         max_queue: int = 100_000,
         reconnect_interval: float = 5.0,
         ensure_schema: bool = True,
     ) -> None:
         if batch_size < 1 or max_queue < 1:
             raise ValueError("batch_size and max_queue must be at least 1")
-        if flush_interval <= 0 or reconnect_interval <= 0:
-            raise ValueError("flush_interval and reconnect_interval must be positive")
+        if reconnect_interval <= 0:
+            raise ValueError("reconnect_interval must be positive")
         self.store = store
         self.spool = Spool(spool_path, max_bytes=spool_max_bytes)
         # Labels sent during an outage wait beside the predictions and are replayed after them,
@@ -126,21 +127,13 @@ class AsyncWriter:
         self.rejected_path = Path(str(spool_path) + ".rejected.jsonl")
         self.unmatched_path = Path(str(spool_path) + ".feedback.unmatched.jsonl")
         self.batch_size = batch_size
-        self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.reconnect_interval = reconnect_interval
         self.ensure_schema = ensure_schema
 
-        self._cond = threading.Condition()
         self._queue: deque[PredictionRecord] = deque()
-        self._enqueued = 0  # records accepted into the queue
-        self._handled = 0  # of those: written, spooled, rejected or dropped
-        self._flush_requested = False
-        self._stopping = False
+        self._handled = 0  # records taken from the queue: written, spooled, rejected or dropped
         self._closed = False
-        self._thread: threading.Thread | None = None
-        self._io_lock = threading.RLock()  # one batch at a time reaches the database/spool
-        self._stats_lock = threading.Lock()  # counters also touched by enqueueing threads
 
         self._db_ok = True  # optimistic until a write fails
         self._reason: str | None = None
@@ -154,115 +147,106 @@ class AsyncWriter:
         self._rejected = 0
         self._unmatched = 0
 
-    # -- public API ----------------------------------------------------------------------
+    # -- what the host calls -----------------------------------------------------------------
 
-    def start(self) -> Self:
-        """Start the background thread (idempotent) and make sure close() runs at exit."""
-        with self._cond:
-            if self._closed:
-                raise StoreError("this AsyncWriter was closed; create a new one")
-            if self._thread is not None:
-                return self
-            self._thread = threading.Thread(
-                target=self._run, name="churnops-prediction-writer", daemon=True
-            )
-            self._thread.start()
-        atexit.register(self.close)
-        return self
+    def enqueue(self, records: Iterable[PredictionRecord]) -> None:
+        """Queue predictions; never touches the database.
 
-    def enqueue(self, records: PredictionRecord | Iterable[PredictionRecord]) -> None:
-        """Hand over one or more predictions; never waits for the database.
-
-        Beyond `max_queue` queued records (the thread cannot keep up), the surplus goes straight to
-        the spool from the calling thread. After `close()`, records are spooled synchronously.
+        Beyond `max_queue` queued records the surplus goes straight to the spool (the host
+        normally spools such lines itself, unparsed: `spool_lines`). After `close()`, records
+        are spooled at once.
         """
-        batch = [records] if isinstance(records, PredictionRecord) else list(records)
-        if not batch:
+        batch = list(records)
+        if self._closed:
+            logger.warning("%d prediction(s) arrived after close; spooling", len(batch))
+            self._spool(batch)
             return
-        with self._cond:
-            if self._closed:
-                overflow = batch
-                accepted: list[PredictionRecord] = []
-            else:
-                room = max(0, self.max_queue - len(self._queue))
-                accepted, overflow = batch[:room], batch[room:]
-                self._queue.extend(accepted)
-                self._enqueued += len(accepted)
-                if len(self._queue) >= self.batch_size:
-                    self._cond.notify_all()
-        if overflow:
-            if self._closed:
-                logger.warning("%d prediction(s) arrived after close; spooling", len(overflow))
-            self._spool(overflow)
+        room = max(0, self.max_queue - len(self._queue))
+        self._queue.extend(batch[:room])
+        self._spool(batch[room:])
 
-    submit = enqueue
+    def write_pending(self, *, max_batches: int | None = None) -> int:
+        """Write queued records, a batch at a time; returns how many were handled.
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything enqueued so far is written (or spooled); False on timeout."""
-        with self._cond:
-            target = self._enqueued
-            self._flush_requested = True
-            self._cond.notify_all()
-            running = self._thread is not None and self._thread.is_alive()
-        if not running:
-            self._drain()
-        with self._cond:
-            return self._cond.wait_for(lambda: self._handled >= target, timeout)
-
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Write everything still queued and stop the thread; later records go to the spool.
-
-        If the thread does not finish within `timeout`, what is still queued is spooled.
+        With nothing queued it still reconnects and replays the spools when that is due.
         """
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._stopping = True
-            self._cond.notify_all()
-            thread = self._thread
-        atexit.unregister(self.close)
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                logger.error(
-                    "prediction writer did not stop within %ss; spooling its queue", timeout
-                )
-                with self._cond:
-                    rest = list(self._queue)
-                    self._queue.clear()
-                self._spool(rest)
-                self._mark_handled(len(rest))
-                return
-        self._drain()
+        handled = batches = 0
+        while max_batches is None or batches < max_batches:
+            count = min(self.batch_size, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(count)]
+            try:
+                self._process_safely(batch)
+            finally:
+                self._handled += len(batch)
+            handled += len(batch)
+            batches += 1
+            if not self._queue:
+                break
+        return handled
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def flush(self) -> None:
+        """Write (or spool) everything queued so far."""
+        self.write_pending()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def close(self) -> None:
+        """Write (or spool) everything still queued, without replaying; later records spool."""
+        if self._closed:
+            return
+        self._closed = True
+        self.write_pending()
+
+    def check_store(self) -> None:
+        """Ping the database now, so an outage shows before the first write."""
+        if not self.store.ping():
+            self._mark_outage(StoreError("prediction store not reachable at start-up"))
+
+    def spool_lines(self, lines: list[bytes]) -> None:
+        """Set aside predictions given as spool lines without queueing them (a host that
+        cannot keep up); replayed like any spooled prediction."""
+        self._spool_with(self.spool.append_lines, lines)
+
+    def spool_feedback(self, records: list[FeedbackRecord]) -> int:
+        """Keep labels for replay (database down, or prediction not stored); how many were kept.
+
+        The predictions queued before them are written (or spooled) first, so that the check on
+        replay finds every prediction sent before its label. Raises StoreError when the spool
+        cannot take them, so the caller can answer 503.
+        """
+        self.flush()
+        try:
+            kept = self.feedback_spool.append(records)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write feedback spool {self.feedback_spool.path}: {exc}"
+            ) from exc
+        if kept < len(records):
+            raise StoreError(f"feedback spool {self.feedback_spool.path} is full")
+        return kept
+
+    @property
+    def queued(self) -> int:
+        """Records waiting in memory."""
+        return len(self._queue)
+
+    @property
+    def durable_prefix(self) -> int:
+        """n such that the first n records queued (in order) are out of memory: written,
+        spooled, set aside or dropped. A host holding copies may let go of those."""
+        return self._handled
 
     @property
     def state(self) -> WriterState:
         """Current queue, spool, error counters and health, for /ready and Prometheus."""
-        with self._cond:
-            queue_depth = len(self._queue)
-            running = self._thread is not None and self._thread.is_alive()
         reasons = []
         if not self._db_ok:
             reasons.append(f"database unreachable: {self._reason}")
         if self._spool_full:
             reasons.append(f"spool full, {self._dropped} prediction(s) dropped")
         return WriterState(
-            running=running,
+            running=not self._closed,
             degraded=bool(reasons),
             reason="; ".join(reasons) or None,
-            queue_depth=queue_depth,
+            queue_depth=len(self._queue),
             spooled_records=self.spool.records,
             spooled_feedback=self.feedback_spool.records,
             spool_bytes=self.spool.size_bytes + self.feedback_spool.size_bytes,
@@ -274,59 +258,7 @@ class AsyncWriter:
             unmatched_feedback=self._unmatched,
         )
 
-    @property
-    def queue_depth(self) -> int:
-        return self.state.queue_depth
-
-    @property
-    def durable_prefix(self) -> int:
-        """n such that the first n records ever given to `enqueue` are out of memory (written,
-        spooled, set aside or dropped), for a caller that holds copies until then.
-
-        The queue is handled in order, so its first `handled` records are; any record of that
-        prefix that did not go through the queue overflowed straight to the spool.
-        """
-        with self._cond:
-            return self._handled
-
-    @property
-    def spooled_records(self) -> int:
-        return self.spool.records
-
-    @property
-    def write_errors(self) -> int:
-        return self._write_errors
-
-    @property
-    def degraded(self) -> bool:
-        return self.state.degraded
-
-    @property
-    def degraded_reason(self) -> str | None:
-        return self.state.reason
-
-    # -- background loop -----------------------------------------------------------------
-
-    def _run(self) -> None:
-        self.check_store()  # report an outage at start-up even before the first prediction
-        while True:
-            with self._cond:
-                deadline = time.monotonic() + self.flush_interval
-                while (
-                    not self._stopping
-                    and not self._flush_requested
-                    and len(self._queue) < self.batch_size
-                ):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                batch = self._take_batch()
-                stop = self._stopping and not self._queue
-            self._process_safely(batch)
-            self._mark_handled(len(batch))
-            if stop:
-                return
+    # -- writing -----------------------------------------------------------------------------
 
     def _process_safely(self, batch: list[PredictionRecord]) -> None:
         """`_process`, surviving anything: a batch that failed unexpectedly goes to the spool
@@ -337,73 +269,23 @@ class AsyncWriter:
             logger.exception("prediction writer: unexpected error; spooling the batch")
             self._spool(batch)
 
-    def _take_batch(self) -> list[PredictionRecord]:
-        """Pop up to batch_size records (caller holds the condition)."""
-        count = min(self.batch_size, len(self._queue))
-        batch = [self._queue.popleft() for _ in range(count)]
-        if not self._queue:
-            self._flush_requested = False
-        return batch
-
-    def _mark_handled(self, count: int) -> None:
-        with self._cond:
-            self._handled += count
-            self._cond.notify_all()
-
-    def _drain(self) -> None:
-        """Process the whole queue in the calling thread (writer not started, or closing)."""
-        self.write_pending()
-
-    def write_pending(self, *, max_batches: int | None = None) -> int:
-        """Write queued records in the calling thread, a batch at a time; returns how many.
-
-        For a host that runs no writer thread (the API's writer process drives it from its own
-        loop). With nothing queued it still reconnects and replays the spool when that is due.
-        """
-        handled = batches = 0
-        while max_batches is None or batches < max_batches:
-            with self._cond:
-                batch = self._take_batch()
-            try:
-                self._process_safely(batch)
-            finally:
-                self._mark_handled(len(batch))
-            handled += len(batch)
-            batches += 1
-            if not batch or not self._queue:
-                break
-        return handled
-
-    def check_store(self) -> None:
-        """Ping the database now, so an outage shows before the first write (as `start()` does)."""
-        with self._io_lock:
-            if not self.store.ping():
-                self._mark_outage(StoreError("prediction store not reachable at start-up"))
-
-    @property
-    def queued(self) -> int:
-        """Records waiting in memory."""
-        with self._cond:
-            return len(self._queue)
-
     def _process(self, batch: list[PredictionRecord]) -> None:
         """Store one batch: database if reachable (after replaying the spool), else the spool."""
-        with self._io_lock:
-            if not self._db_ok and time.monotonic() >= self._next_reconnect and not self._closed:
-                self._try_reconnect()
-            if self._db_ok and not self._stopping and self.spool.records:
-                self._replay_spool()
-            if self._db_ok and not self._stopping and self.feedback_spool.records:
-                self._replay_feedback()
-            if not batch:
+        if not self._db_ok and time.monotonic() >= self._next_reconnect and not self._closed:
+            self._try_reconnect()
+        if self._db_ok and not self._closed and self.spool.records:
+            self._replay_spool()
+        if self._db_ok and not self._closed and self.feedback_spool.records:
+            self._replay_feedback()
+        if not batch:
+            return
+        if self._db_ok:
+            try:
+                self._write(batch)
                 return
-            if self._db_ok:
-                try:
-                    self._write(batch)
-                    return
-                except StoreError as exc:
-                    self._mark_outage(exc)
-            self._spool(batch)
+            except StoreError as exc:
+                self._mark_outage(exc)
+        self._spool(batch)
 
     def _ensure_schema(self) -> None:
         if self.ensure_schema and not self.store.schema_ready:
@@ -437,13 +319,9 @@ class AsyncWriter:
     def _reject(self, record: PredictionRecord, exc: StoreError) -> None:
         self._rejected += 1
         logger.error("prediction %s refused by the database: %s", record.prediction_id, exc)
-        try:
-            self.rejected_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.rejected_path.open("a", encoding="utf-8") as fh:
-                line = {"error": str(exc), "record": record.to_json_dict()}
-                fh.write(json.dumps(line, separators=(",", ":")) + "\n")
-        except OSError as io_exc:
-            logger.error("cannot write rejected prediction to %s: %s", self.rejected_path, io_exc)
+        _append_json_lines(
+            self.rejected_path, [{"error": str(exc), "record": record.to_json_dict()}]
+        )
 
     def _mark_outage(self, exc: BaseException) -> None:
         if self._db_ok:
@@ -465,9 +343,20 @@ class AsyncWriter:
         self._db_ok = True
         self._reason = None
 
+    # -- replaying ---------------------------------------------------------------------------
+
     def _replay_spool(self) -> None:
         self._replay(self.spool, self._write_for_replay, "prediction")
         self._spool_full = self.spool.full
+
+    def _write_for_replay(self, batch: list[PredictionRecord]) -> None:
+        self._write(batch)
+        self._replayed += len(batch)
+
+    def _replay_feedback(self) -> None:
+        if self.spool.records:
+            return  # predictions first: spooled labels may refer to them
+        self._replay(self.feedback_spool, self._write_matched_feedback, "feedback")
 
     def _replay(self, spool: Spool, write: Callable[[list[Any]], object], what: str) -> None:
         """Move a spool's records into the store; an outage stops it where it got to."""
@@ -482,28 +371,6 @@ class AsyncWriter:
         if replayed:
             logger.info("replayed %d spooled %s record(s) into the store", replayed, what)
 
-    def spool_feedback(self, records: list[FeedbackRecord]) -> int:
-        """Keep labels that could not be stored now (database down); returns how many were kept.
-
-        Raises StoreError when the spool cannot take them, so the caller can answer 503.
-        """
-        try:
-            kept = self.feedback_spool.append(records)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot write feedback spool {self.feedback_spool.path}: {exc}"
-            ) from exc
-        if kept < len(records):
-            raise StoreError(f"feedback spool {self.feedback_spool.path} is full")
-        with self._cond:
-            self._cond.notify_all()  # let the loop try to reconnect and replay
-        return kept
-
-    def _replay_feedback(self) -> None:
-        if self.spool.records:
-            return  # predictions first: spooled labels may refer to them
-        self._replay(self.feedback_spool, self._write_matched_feedback, "feedback")
-
     def _write_matched_feedback(self, batch: list[FeedbackRecord]) -> None:
         """Store labels whose prediction is stored; set aside those naming a prediction_id the
         store does not hold (never stored as orphans), counted and logged."""
@@ -516,31 +383,15 @@ class AsyncWriter:
         if matched:
             self.store.write_feedback(matched)
         if unmatched:
-            self._set_aside_unmatched(unmatched)
+            self._unmatched += len(unmatched)
+            logger.warning(
+                "%d label(s) name a prediction_id the store does not hold; set aside in %s",
+                len(unmatched),
+                self.unmatched_path,
+            )
+            _append_json_lines(self.unmatched_path, [r.to_json_dict() for r in unmatched])
 
-    def _set_aside_unmatched(self, records: list[FeedbackRecord]) -> None:
-        self._unmatched += len(records)
-        logger.warning(
-            "%d label(s) name a prediction_id the store does not hold; set aside in %s",
-            len(records),
-            self.unmatched_path,
-        )
-        try:
-            self.unmatched_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.unmatched_path.open("a", encoding="utf-8") as fh:
-                for record in records:
-                    fh.write(json.dumps(record.to_json_dict(), separators=(",", ":")) + "\n")
-        except OSError as exc:
-            logger.error("cannot write unmatched feedback to %s: %s", self.unmatched_path, exc)
-
-    def _write_for_replay(self, batch: list[PredictionRecord]) -> None:
-        self._write(batch)
-        self._replayed += len(batch)
-
-    def spool_lines(self, lines: list[bytes]) -> None:
-        """Set aside predictions given as spool lines without queueing them (a host that
-        cannot keep up); replayed like any spooled prediction."""
-        self._spool_with(self.spool.append_lines, lines)
+    # -- spooling ----------------------------------------------------------------------------
 
     def _spool(self, records: list[PredictionRecord]) -> None:
         """Append to the spool; whatever does not fit is dropped, counted and logged."""
@@ -556,16 +407,27 @@ class AsyncWriter:
             kept = 0
         lost = len(items) - kept
         self._spool_full = lost > 0 or self.spool.full
-        if lost:
-            with self._stats_lock:
-                self._dropped += lost
-            now = time.monotonic()
-            if now - self._last_drop_log >= _DROP_LOG_EVERY_SECONDS:
-                self._last_drop_log = now
-                logger.error(
-                    "prediction spool %s is full (%d bytes): dropped %d prediction(s), %d in total",
-                    self.spool.path,
-                    self.spool.max_bytes,
-                    lost,
-                    self._dropped,
-                )
+        if not lost:
+            return
+        self._dropped += lost
+        now = time.monotonic()
+        if now - self._last_drop_log >= _DROP_LOG_EVERY_SECONDS:
+            self._last_drop_log = now
+            logger.error(
+                "prediction spool %s is full (%d bytes): dropped %d prediction(s), %d in total",
+                self.spool.path,
+                self.spool.max_bytes,
+                lost,
+                self._dropped,
+            )
+
+
+def _append_json_lines(path: Path, items: list[dict[str, Any]]) -> None:
+    """Keep records set aside (rejected, unmatched) for an operator; a failure is only logged."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(item, separators=(",", ":")) + "\n")
+    except OSError as exc:
+        logger.error("cannot write %s: %s", path, exc)

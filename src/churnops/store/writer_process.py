@@ -1,11 +1,11 @@
-"""ProcessWriter: the API's prediction writes, done by a child process that owns an AsyncWriter.
+"""ProcessWriter: the API's prediction writes, done by a child process that drives a BatchWriter.
 
 Why a process: a writer thread shares the GIL with the event loop. Under load the loop never
 idles, so the thread got the GIL only when the interpreter forced a switch (every 5 ms): a 500-row
 batch took seconds, the queue grew without bound, and each time the thread did get the GIL a
 request waited for it (p99 10-20 ms). Here the event loop's whole share of a write is one orjson
 line per prediction and one pipe write per loop iteration; batching, retries, the spool and its
-replay all happen in the child, in `AsyncWriter`, unchanged.
+replay all happen in the child, in `BatchWriter`.
 
 Protocol (JSON lines). Parent -> child on stdin: first the `WriterConfig` (so the database
 password never shows on the command line), then a prediction in the spool-line shape
@@ -77,7 +77,7 @@ _COUNTERS = (
 
 @dataclass(frozen=True)
 class WriterConfig:
-    """What the child needs to build its PredictionStore and AsyncWriter."""
+    """What the child needs to build its PredictionStore and BatchWriter."""
 
     database_url: str
     spool_path: str
@@ -90,11 +90,11 @@ class WriterConfig:
 
 
 class ProcessWriter:
-    """The API-side handle: same surface as AsyncWriter (enqueue, flush, state, close).
+    """The API-side handle: hand predictions over (`enqueue_json`), flush, state, close.
 
-    Create and `await start()` on the event loop that serves requests. `enqueue*` may be called
-    from that loop or from worker threads; `flush` and `spool_feedback` block, so they must be
-    called from a worker thread.
+    Create and `await start()` on the event loop that serves requests. `enqueue_json` may be
+    called from that loop or from worker threads; `flush` and `spool_feedback` block, so they
+    must be called from a worker thread.
     """
 
     def __init__(
@@ -307,11 +307,6 @@ class ProcessWriter:
 
     # -- hand-over ---------------------------------------------------------------------------
 
-    def enqueue(self, records: PredictionRecord | Iterable[PredictionRecord]) -> None:
-        """Hand over predictions; never waits for the database."""
-        batch = [records] if isinstance(records, PredictionRecord) else list(records)
-        self.enqueue_json([record.to_json_dict() for record in batch])
-
     def enqueue_json(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Hand over predictions already in the spool-line shape (validated by the child).
 
@@ -489,10 +484,6 @@ class ProcessWriter:
         return self.state.degraded
 
     @property
-    def spooled_records(self) -> int:
-        return self.state.spooled_records
-
-    @property
     def pid(self) -> int | None:
         """The child's process id (for operators and tests)."""
         return self._proc.pid if self._proc is not None else None
@@ -571,17 +562,16 @@ class _Child:
 
     def __init__(self, config: WriterConfig) -> None:
         from churnops.store.store import PredictionStore
-        from churnops.store.writer import AsyncWriter
+        from churnops.store.writer import BatchWriter
 
         self.config = config
         self.store = PredictionStore(config.database_url, connect_timeout=config.connect_timeout)
-        self.writer = AsyncWriter(  # never started: this process drives it (write_pending)
+        self.writer = BatchWriter(
             self.store,
             spool_path=config.spool_path,
             spool_max_bytes=config.spool_max_bytes,
             batch_size=config.batch_size,
             max_queue=config.max_queue,
-            flush_interval=config.flush_interval,
             reconnect_interval=config.reconnect_interval,
         )
         self.arrived: deque[list[bytes]] = deque()  # chunks of lines from the reader thread
@@ -659,15 +649,12 @@ class _Child:
         ok, error = True, None
         try:
             if message["op"] == "flush":
-                ok = self.writer.flush(timeout=message.get("timeout"))
+                self.writer.flush()
                 self.update_prefix()
             elif message["op"] == "spool_feedback":
                 records = [FeedbackRecord.from_json_dict(r) for r in message["records"]]
-                # Predictions sent before the label are stored or spooled first: the label is
-                # checked against the store when the feedback spool is replayed.
-                self.writer.flush()
+                self.writer.spool_feedback(records)  # after the predictions queued before them
                 self.update_prefix()
-                self.writer.spool_feedback(records)
             else:
                 ok, error = False, f"unknown op {message['op']!r}"
         except Exception as exc:  # reported to the waiting request, not fatal to the process
