@@ -23,8 +23,7 @@ from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerL
 from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
 from churnops.settings import Settings
-from churnops.store import FeedbackRecord, PredictionStore, WriterState, claim_spool_slot
-from churnops.store.writer import is_outage
+from churnops.store import PredictionStore, WriterState, claim_spool_slot
 from churnops.store.writer_process import ProcessWriter, WriterConfig
 
 logger = logging.getLogger(__name__)
@@ -223,31 +222,6 @@ class ServiceState:
         ok = await asyncio.to_thread(self.store.ping)
         self._ping = (time.monotonic(), ok)
         return ok
-
-    def write_feedback(self, record: FeedbackRecord) -> str:
-        """Store feedback now (after queued predictions, so it can attach to them).
-
-        Returns "recorded", or "queued" when the label went to the writer's feedback spool: the
-        database is down, or the label names a prediction_id the store does not hold. The writer
-        checks spooled labels when it replays them and sets aside (counts, never stores) those
-        whose prediction is still unknown, so the answer is the same whether the database is up.
-        """
-        if self.store is None or self.writer is None:
-            raise StoreError("prediction store is not open")
-        flushed = self.writer.flush(timeout=5.0)
-        if flushed and not self.writer.degraded:
-            try:
-                known = record.prediction_id is None or self.store.has_prediction(
-                    record.prediction_id
-                )
-                if known:
-                    self.store.write_feedback([record])
-                    return "recorded"
-            except StoreError as exc:
-                if not is_outage(exc):
-                    raise
-        self.writer.spool_feedback([record])
-        return "queued"
 
     def refresh_monitoring(self) -> None:
         """Feed the latest stored monitoring report to the drift gauges (at most every 30 s)."""

@@ -20,7 +20,7 @@ from churnops.api.errors import (
     error_response,
     unexpected_error_response,
 )
-from churnops.api.routes.predict import predict_one
+from churnops.api.service import predict_one
 from churnops.apikeys import bearer_token
 from churnops.errors import ChurnopsError
 
@@ -58,6 +58,8 @@ async def _send_error(
 
 
 _JSON_HEADERS = (b"content-type", b"application/json")
+# An answer given before the route runs: status, error code, message, extra headers.
+Refusal = tuple[int, str, str, dict[str, str] | None]
 
 
 class ServingMiddleware:
@@ -113,60 +115,66 @@ class ServingMiddleware:
             )
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        service = self.service
         headers = dict(scope["headers"])
-        identity: str | None = None
-        if service.keys.enabled and path not in self.open_paths:
-            token = bearer_token(headers.get(b"authorization"))
-            identity = service.keys.verify(token) if token else None
-            if identity is None:
-                message = "missing API key" if token is None else "invalid API key"
-                await _send_error(
-                    send, 401, "unauthorized", message, {"WWW-Authenticate": "Bearer"}
-                )
-                return
-            identity = f"key:{identity}"
-        limit = service.limits.get(path)
-        if limit:
-            if identity is None:
-                client = scope.get("client")
-                identity = f"ip:{client[0] if client else 'unknown'}"
-            decision = await service.limiter.hit(f"{path}:{identity}", limit)
-            if not decision.allowed:
-                service.metrics.count_rate_limited(path)
-                await _send_error(
-                    send,
-                    429,
-                    "rate_limited",
-                    f"rate limit of {limit} requests per minute exceeded",
-                    {
-                        "Retry-After": str(decision.retry_after),
-                        "X-RateLimit-Limit": str(limit),
-                        "X-RateLimit-Remaining": "0",
-                    },
-                )
-                return
-        if scope["method"] in ("POST", "PUT", "PATCH"):
-            length = headers.get(b"content-length")
-            if length is not None:
-                try:
-                    declared = int(length)
-                except ValueError:
-                    await _send_error(send, 400, "bad_request", "invalid Content-Length")
-                    return
-                if declared > self.max_body:
-                    await _send_error(
-                        send,
-                        413,
-                        "body_too_large",
-                        f"request body of {declared} bytes is larger than {self.max_body}",
-                    )
-                    return
+        identity, refusal = self._authenticate(path, headers)
+        limit = self.service.limits.get(path)
+        if refusal is None and limit:
+            refusal = await self._rate_limit(scope, path, identity, limit)
+        if refusal is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            refusal = self._declared_length(headers.get(b"content-length"))
             receive = self._limited(receive)
+        if refusal is not None:
+            await _send_error(send, *refusal)
+            return
         if path == "/predict" and scope["method"] == "POST":
             await self._predict(scope, receive, send, headers)
             return
         await self.app(scope, receive, send)
+
+    def _authenticate(
+        self, path: str, headers: dict[bytes, bytes]
+    ) -> tuple[str | None, Refusal | None]:
+        """The caller's key identity (None when no key is needed), or why it is refused (401)."""
+        keys = self.service.keys
+        if not keys.enabled or path in self.open_paths:
+            return None, None
+        token = bearer_token(headers.get(b"authorization"))
+        identity = keys.verify(token) if token else None
+        if identity is None:
+            message = "missing API key" if token is None else "invalid API key"
+            return None, (401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+        return f"key:{identity}", None
+
+    async def _rate_limit(
+        self, scope: Scope, path: str, identity: str | None, limit: int
+    ) -> Refusal | None:
+        """A 429 once this key (else this client address) has used its requests per minute."""
+        if identity is None:
+            client = scope.get("client")
+            identity = f"ip:{client[0] if client else 'unknown'}"
+        decision = await self.service.limiter.hit(f"{path}:{identity}", limit)
+        if decision.allowed:
+            return None
+        self.service.metrics.count_rate_limited(path)
+        headers = {
+            "Retry-After": str(decision.retry_after),
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": "0",
+        }
+        return 429, "rate_limited", f"rate limit of {limit} requests per minute exceeded", headers
+
+    def _declared_length(self, length: bytes | None) -> Refusal | None:
+        """A 400 for an unreadable Content-Length, a 413 for one above the body limit."""
+        if length is None:
+            return None
+        try:
+            declared = int(length)
+        except ValueError:
+            return 400, "bad_request", "invalid Content-Length", None
+        if declared > self.max_body:
+            message = f"request body of {declared} bytes is larger than {self.max_body}"
+            return 413, "body_too_large", message, None
+        return None
 
     async def _predict(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]

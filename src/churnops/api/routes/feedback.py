@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from churnops.api import service as serving
 from churnops.api.body import parse_body
 from churnops.api.deps import ServiceState
 from churnops.api.errors import ApiError, json_response
@@ -31,7 +32,7 @@ async def feedback(request: Request) -> Response:
         label=item.label, prediction_id=item.prediction_id, customer_id=customer_id
     )
     try:
-        status = await run_in_threadpool(service.write_feedback, record)
+        status = await run_in_threadpool(serving.record_feedback, service, record)
     except StoreError as exc:
         raise ApiError(
             503,

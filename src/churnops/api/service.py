@@ -1,0 +1,165 @@
+"""The serving use cases, called by the middleware and the routes alike: score customers and hand
+their predictions to the store; record a label.
+
+Here rather than in a core package: these functions work on the API's own state (the loaded
+model with its request contract, the metrics, the writer handle), and the core never imports an
+entry point. Routes and the middleware only parse, call one of these, and format.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.concurrency import run_in_threadpool
+
+from churnops.api.body import validate_body
+from churnops.api.contract import record_of
+from churnops.api.deps import ServiceState
+from churnops.api.reload import LoadedModel
+from churnops.errors import StoreError
+from churnops.store import FeedbackRecord
+from churnops.store.records import new_prediction_ids
+from churnops.store.writer import is_outage
+
+INLINE_ROWS = 256  # up to here scoring takes ~2 ms: a thread hop would cost more than it saves
+
+
+def score_records(
+    service: ServiceState,
+    model: LoadedModel,
+    records: list[dict[str, Any]],
+    *,
+    request_id: str | None,
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """Score validated records, hand the store writes over, count metrics; results and scores.
+
+    Raises SpoolFullError (a StoreError: 503) when the writer refuses them: then nothing is
+    served, counted or stored.
+    """
+    contract = model.contract
+    id_column = contract.id_column
+    customer_ids = [record.pop(id_column, None) for record in records] if id_column else None
+    scored = model.scorer.score_rows(records)
+    created_at = datetime.now(UTC).isoformat()
+    name, version = model.name, model.version
+    results: list[dict[str, Any]] = []
+    stored: list[dict[str, Any]] = []  # the store's row shape (PredictionRecord.to_json_dict)
+    prediction_ids = new_prediction_ids(len(records))
+    out_of_range: list[tuple[str, str]] = []
+    for i, (record, score) in enumerate(zip(records, scored, strict=True)):
+        prediction_id = prediction_ids[i]
+        customer_id = customer_ids[i] if customer_ids is not None else None
+        results.append(
+            {
+                "customer_id": customer_id,
+                "churn_probability": score.probability,
+                "will_churn": score.will_churn,
+                "risk_level": score.risk_level,
+                "confidence": score.confidence,
+                "reasons": score.reasons,
+                "model_name": name,
+                "model_version": version,
+                "prediction_id": prediction_id,
+            }
+        )
+        stored.append(
+            {
+                "prediction_id": prediction_id,
+                "created_at": created_at,
+                "request_id": request_id,
+                "source": "api",
+                "model_name": name,
+                "model_version": version,
+                "customer_id": None if customer_id is None else str(customer_id),
+                "features": record,
+                "churn_probability": score.probability,
+                "will_churn": score.will_churn,
+                "risk_level": score.risk_level,
+                "reasons": score.reasons,
+            }
+        )
+        out_of_range += contract.out_of_range(record)
+    if service.writer is not None:  # first: a refusal (spool full) serves and counts nothing
+        service.writer.enqueue_json(stored)
+    probabilities = [score.probability for score in scored]
+    service.metrics.observe_predictions(
+        probabilities, [score.risk_level for score in scored], out_of_range
+    )
+    return results, probabilities
+
+
+def predict_one(service: ServiceState, body: bytes, *, request_id: str | None) -> bytes:
+    """Validate one customer's JSON, score it, hand the store write over; the response body."""
+    model = service.require_model()
+    item = validate_body(body, model.contract.customer, allowed=model.contract.allowed)
+    record = record_of(item, model.contract)
+    results, _ = score_records(service, model, [record], request_id=request_id)
+    return orjson.dumps(results[0], option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+async def predict_batch(
+    service: ServiceState,
+    model: LoadedModel,
+    records: list[dict[str, Any]],
+    *,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Score a batch (on the event loop when small, else in a worker thread); the response."""
+    if len(records) <= INLINE_ROWS:
+        results, probability = score_records(service, model, records, request_id=request_id)
+    else:
+        results, probability = await run_in_threadpool(
+            score_records, service, model, records, request_id=request_id
+        )
+    return {
+        "predictions": results,
+        "summary": batch_summary(results, probability),
+        "model_name": model.name,
+        "model_version": model.version,
+    }
+
+
+def batch_summary(results: list[dict[str, Any]], probability: list[float]) -> dict[str, Any]:
+    """Counts by risk level, mean probability and predicted churn rate of a batch."""
+    levels = {"low": 0, "medium": 0, "high": 0}
+    churners = 0
+    for result in results:
+        levels[result["risk_level"]] = levels.get(result["risk_level"], 0) + 1
+        churners += bool(result["will_churn"])
+    count = len(results)
+    return {
+        "count": count,
+        "by_risk_level": levels,
+        "mean_probability": float(np.mean(probability)) if count else 0.0,
+        "predicted_churn_rate": churners / count if count else 0.0,
+    }
+
+
+def record_feedback(service: ServiceState, record: FeedbackRecord) -> str:
+    """Store a label now (after queued predictions, so it can attach to them); blocks, so call
+    it from a worker thread.
+
+    Returns "recorded", or "queued" when the label went to the writer's feedback spool: the
+    database is down, or the label names a prediction_id the store does not hold. The writer
+    checks spooled labels when it replays them and sets aside (counts, never stores) those whose
+    prediction is still unknown, so the answer is the same whether the database is up or not.
+    Raises StoreError when the label can be neither stored nor spooled.
+    """
+    store, writer = service.store, service.writer
+    if store is None or writer is None:
+        raise StoreError("prediction store is not open")
+    flushed = writer.flush(timeout=5.0)
+    if flushed and not writer.degraded:
+        try:
+            known = record.prediction_id is None or store.has_prediction(record.prediction_id)
+            if known:
+                store.write_feedback([record])
+                return "recorded"
+        except StoreError as exc:
+            if not is_outage(exc):
+                raise
+    writer.spool_feedback([record])
+    return "queued"
