@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -130,3 +131,26 @@ class TcpProxy:
             for sock in (src, dst):
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, found through /proc/<pid>/task/*/children."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with suppress(OSError):
+                for child in children.read_text().split():
+                    found.append(int(child))
+                    todo.append(int(child))
+    return found
+
+
+def command_lines(pids: list[int]) -> list[bytes]:
+    """Each process's argv as /proc shows it to every local user (NUL-separated)."""
+    lines = []
+    for pid in pids:
+        with suppress(OSError):
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+    return lines

@@ -5,6 +5,7 @@ The outage is real: the API talks to PostgreSQL through a TCP proxy the test cut
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from churnops.api.app import create_app
 from churnops.settings import Settings
 from churnops.store import PredictionStore
 from tests.conftest import TrainedModel
-from tests.conftest_store import TcpProxy
+from tests.conftest_store import TcpProxy, command_lines, descendants
 from tests.integration.test_api_support import (
     api_settings,
     example_record,
@@ -238,3 +239,23 @@ def test_a_full_spool_refuses_and_every_answered_prediction_is_stored(
         finally:
             proxy.stop()
             direct.close()
+
+
+def test_the_database_password_is_on_no_command_line_of_the_service(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """The running service's children (the writer process) never carry the URL in argv."""
+    secret = "S3cret-" + os.urandom(6).hex()
+    record = example_record(trained_model)
+    with postgres_database() as url:
+        settings = _settings(trained_model, tmp_path, url.replace("root@", f"root:{secret}@"))
+        with TestClient(create_app(settings)) as client:
+            served = _serve(client, record, 3)
+            lines = command_lines(descendants(os.getpid()))
+        assert any(b"churnops.store.writer_process" in line for line in lines), lines
+        assert not [line for line in lines if secret.encode() in line]
+        store = PredictionStore(url)
+        try:
+            assert set(store.read_predictions()["prediction_id"]) == set(served)
+        finally:
+            store.close()

@@ -27,7 +27,7 @@ from churnops.store.writer_process import (
     WriterConfig,
     encode_config,
 )
-from tests.conftest_store import postgres_schema
+from tests.conftest_store import command_lines, descendants, postgres_schema
 from tests.unit.store.contract import make_prediction
 
 pytestmark = pytest.mark.integration
@@ -307,28 +307,6 @@ def test_requests_are_answered_at_once_whatever_the_flush_interval(tmp_path: Pat
             child.proc.wait()
     with sqlite3.connect(tmp_path / "predictions.db") as db:
         assert db.execute("select count(*) from predictions").fetchone()[0] == 3 + backlog
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below `pid`, found through /proc/<pid>/task/*/children."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                for child in children.read_text().split():
-                    found.append(int(child))
-                    todo.append(int(child))
-    return found
-
-
-def command_lines(pids: list[int]) -> list[bytes]:
-    lines = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
-    return lines
 
 
 def test_the_database_password_is_not_on_any_command_line(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ class FeedbackIn(BaseModel):
 
 
 class FeedbackOut(BaseModel):
-    status: Literal["recorded", "queued"]  # queued (202): database down, spooled for replay
+    status: Literal["recorded", "queued"]  # queued (202): spooled, checked again on replay
     prediction_id: str | None
     customer_id: str | None
     label: int

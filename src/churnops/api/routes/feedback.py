@@ -21,7 +21,15 @@ router = APIRouter(tags=["feedback"])
     "/feedback",
     summary="Record the real outcome for a prediction_id or a customer_id (idempotent)",
     response_model=None,
-    responses={200: {"model": FeedbackOut}, **ERROR_RESPONSES},
+    responses={
+        200: {"model": FeedbackOut, "description": "Stored"},
+        202: {
+            "model": FeedbackOut,
+            "description": "Queued: the database is down, or the prediction_id is not stored "
+            "(checked again on replay; still unknown, set aside and counted, not stored)",
+        },
+        **ERROR_RESPONSES,
+    },
     openapi_extra={"x-churnops-body": "feedback"},
 )
 async def feedback(request: Request) -> Response:
@@ -40,8 +48,6 @@ async def feedback(request: Request) -> Response:
             f"feedback not stored, retry later: {exc}",
             headers={"Retry-After": "5"},
         ) from None
-    # 202 when the label is spooled: the database is down, or the prediction_id is not in the
-    # store (checked again on replay; still unknown, it is set aside and counted, not stored).
     return json_response(
         {
             "status": status,
