@@ -6,8 +6,9 @@ microseconds, and scales linearly to thousands of rows. The arithmetic follows t
 sums tree outputs in float32 in tree order from the base margin, LightGBM and sklearn in float64.
 
 Two entry points over one compiled body: `walk` keeps the GIL (a request's few rows: releasing
-it would hand the GIL to the background store writer for up to a switch interval, 5 ms, per call)
-and `walk_released` lets other threads run (large batches scored in a worker thread). Compiled on
+it would let another thread, a worker scoring a large batch say, keep the GIL for up to a switch
+interval, 5 ms, per call) and `walk_released` lets other threads run (large batches scored in a
+worker thread). Compiled on
 first call (a few seconds) and cached on disk next to this module, or in numba's user cache when
 that folder is read-only.
 """
