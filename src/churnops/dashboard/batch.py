@@ -84,6 +84,25 @@ def plan_columns(columns: list[str], schema: Mapping[str, Any]) -> tuple[list[st
     return send, notes
 
 
+def numbers_as_numbers(frame: pd.DataFrame, schema: Mapping[str, Any]) -> pd.DataFrame:
+    """Text columns the model reads as numbers (a CSV column with one stray word is text):
+    each value that parses becomes a number, the rest stays as written for the API to refuse."""
+    out = frame.copy()
+    for column in schema["features"]:
+        name = column["name"]
+        numeric = column.get("kind") == "numeric" or (
+            column.get("kind") == "binary" and column.get("dtype") in ("int", "float")
+        )
+        if not numeric or name not in out.columns or pd.api.types.is_numeric_dtype(out[name]):
+            continue
+        original = out[name]
+        blank = original.isna() | original.astype(str).str.strip().eq("")
+        parsed = pd.to_numeric(original.where(~blank), errors="coerce")
+        kept = original.where(parsed.isna() & ~blank, parsed).astype(object)
+        out[name] = kept.where(~blank, None)
+    return out
+
+
 def _plain(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
@@ -176,13 +195,14 @@ def score_upload(
     frame: pd.DataFrame,
     *,
     send: list[str],
+    schema: Mapping[str, Any],
     chunk_rows: int,
     on_progress: Callable[[int, int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchOutcome:
     """Score every row of `frame` through POST /predict/batch, `chunk_rows` at a time."""
     total = len(frame)
-    payload = frame[send]
+    payload = numbers_as_numbers(frame[send], schema)
     rejected: list[Rejected] = []
     done_rows: list[int] = []
     predictions: list[dict[str, Any]] = []

@@ -50,6 +50,7 @@ def _score(context: AppContext, info: dict[str, Any], name: str, data: bytes) ->
         context.client,
         frame,
         send=send,
+        schema=info["schema"],
         chunk_rows=context.settings.app.batch_chunk_rows,
         on_progress=progress,
     )

@@ -66,9 +66,7 @@ def _show_answer(context: AppContext, info: dict[str, Any], answer: dict[str, An
         reasons=answer.get("reasons") or [],
         texts=context.settings.app.recommendations,
     ):
-        st.markdown(
-            f"- {item.text}  \n  <small>because: {item.because}</small>", unsafe_allow_html=False
-        )
+        st.markdown(f"- {item.text} :gray[(because: {item.because})]")
     st.caption(
         f"Model {answer['model_name']} version {answer['model_version']}; "
         f"prediction id {answer['prediction_id']}."

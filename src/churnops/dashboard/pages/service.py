@@ -49,7 +49,7 @@ def main() -> None:
     if isinstance(model, Ok):
         info = model.value
         alias = f" @{info['alias']}" if info.get("alias") else ""
-        cols[2].metric("Served model", f"{info['name']} v{info['version']}{alias}")
+        cols[2].metric(f"Served model: {info['name']}", f"v{info['version']}{alias}")
         st.caption(
             f"Loaded at {info.get('loaded_at', '?')}; model trained at {info.get('trained_at', '?')}."
         )
