@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from churnops.dashboard.client import ApiClient, Ok, Problem
-from churnops.errors import ChurnopsError
+from churnops.errors import ChurnopsError, ConfigError
 from churnops.settings import Settings, get_settings
 
 API_KEY_ENV = "CHURNOPS_API_KEY"
+API_KEY_FILE_ENV = "CHURNOPS_API_KEY_FILE"  # a file holding the key (a container secret)
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,20 @@ def _environment() -> tuple[tuple[str, str], ...]:
     )
 
 
+def _key_from_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"{API_KEY_FILE_ENV}={path} cannot be read: {exc.strerror}") from exc
+
+
 @st.cache_resource(show_spinner=False)
 def _build(environment: tuple[tuple[str, str], ...]) -> AppContext:
     settings = get_settings()
-    key = dict(environment).get(API_KEY_ENV) or settings.app.api_key
+    env = dict(environment)
+    key = env.get(API_KEY_ENV) or _key_from_file(env.get(API_KEY_FILE_ENV)) or settings.app.api_key
     client = ApiClient(
         settings.app.api_url, api_key=key, timeout_seconds=settings.app.timeout_seconds
     )
