@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnops.cli.main import app
-from churnops.settings import Settings
+from churnops.settings import AppSettings, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -103,7 +103,7 @@ def test_app_service_is_checked_and_waits_for_the_api() -> None:
     # The app scores with the production settings (merged from the shared block) plus its own.
     env = app_service["environment"]
     assert env["CHURNOPS_ENV"] == "production"
-    app_fields = Settings.model_fields["app"].annotation.model_fields  # type: ignore[union-attr]
+    app_fields = AppSettings.model_fields
     for key in env:
         if key.startswith("CHURNOPS_APP__"):
             assert key.removeprefix("CHURNOPS_APP__").lower() in app_fields, key
