@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 KEY = "browser-test-key-0123456789"
 TIMEOUT_MS = 60_000
 
@@ -109,10 +110,13 @@ def metric_value(page: Any, label: str) -> str:
     return str(metric.locator('[data-testid="stMetricValue"]').inner_text()).strip()
 
 
-def shot(page: Any, name: str) -> Path:
+def shot(page: Any, name: str, *, height: int) -> Path:
+    """The top `height` pixels of the page; with CHURNOPS_DOCS_SCREENSHOTS=1 also docs/img/app-NAME.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1400, "height": height})
+    if os.environ.get("CHURNOPS_DOCS_SCREENSHOTS") == "1":
+        shutil.copyfile(path, DOCS_IMG / f"app-{name}.png")
     return path
 
 
@@ -132,7 +136,7 @@ def test_customer_form_predicts_and_shows_the_risk_level(
     page.locator(".js-plotly-plot").first.wait_for()
     shown_level = metric_value(page, "Risk level")
     shown_probability = metric_value(page, "Churn probability")
-    shot(page, "customer")
+    shot(page, "customer", height=1680)
     # The same customer straight from the API: the page shows the API's answer.
     customer = dict(info["input_example"])
     customer[numeric["name"]] = high
@@ -164,7 +168,7 @@ def test_upload_is_scored_and_summarised(
     rate = metric_value(page, "Predicted churn rate")
     assert rate.endswith("%") and 0.0 <= float(rate.rstrip("%")) <= 100.0
     assert page.get_by_role("button", name="Download the scored file (CSV)").count() == 1
-    shot(page, "batch")
+    shot(page, "batch", height=1340)
 
 
 def test_service_page_shows_the_api_state(running_app: RunningApp, page: Any) -> None:
@@ -172,4 +176,4 @@ def test_service_page_shows_the_api_state(running_app: RunningApp, page: Any) ->
     page.locator('[data-testid="stMetricLabel"]', has_text="Readiness").wait_for()
     assert metric_value(page, "Health") == "alive"
     assert metric_value(page, "Readiness") == "ok"
-    shot(page, "service")
+    shot(page, "service", height=1000)
