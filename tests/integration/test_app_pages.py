@@ -21,7 +21,10 @@ from streamlit.testing.v1 import AppTest
 
 from churnops.api.app import create_app
 from churnops.apikeys import hash_key
+from churnops.dashboard.batch import plan_columns, score_upload
+from churnops.dashboard.client import ApiClient
 from churnops.datasets import demo_path
+from churnops.errors import ModelNotFoundError
 from tests.conftest import TrainedModel
 from tests.conftest_store import free_port
 from tests.integration.test_api_support import (
@@ -275,3 +278,64 @@ def test_navigation_holds_the_five_pages(app_env: LiveApi) -> None:
         at.switch_page(str(PAGES / f"{name}.py")).run()
         assert not at.exception, name
         assert [t.value for t in at.title] == [title]
+
+
+def test_batch_under_a_held_rate_limit_stops_in_words_and_keeps_what_was_scored(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    settings = api_settings(trained_model, tmp_path)
+    settings.serving.rate_limits = {"/predict/batch": 2}  # two chunks a minute
+    waits: list[float] = []
+    with live_server(create_app(settings)) as url:
+        client = ApiClient(url)
+        info = httpx.get(f"{url}/model", timeout=30).json()
+        frame = demo_upload(100)
+        send, _ = plan_columns(list(frame.columns), info["schema"])
+        outcome = score_upload(
+            client, frame, send=send, schema=info["schema"], chunk_rows=30, sleep=waits.append
+        )
+    assert len(outcome.scored) == 60  # the two chunks the limit let through
+    assert outcome.scored["row"].tolist() == list(range(1, 61))
+    assert outcome.problem is not None and outcome.problem.kind == "rate_limited"
+    assert "Too many requests" in outcome.problem.message
+    assert len(waits) == 3 and all(0 < wait <= 10 for wait in waits)  # retried, then gave up
+
+
+# --- Configuration ------------------------------------------------------------------------------
+
+
+def test_the_key_can_come_from_a_file(
+    app_env: LiveApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "app_key"
+    key_file.write_text(KEY + "\n")
+    monkeypatch.delenv("CHURNOPS_API_KEY")
+    monkeypatch.setenv("CHURNOPS_API_KEY_FILE", str(key_file))
+    at = predict(page("customer").run())
+    assert not at.exception
+    assert "Risk level" in metrics(at)
+    monkeypatch.setenv("CHURNOPS_API_KEY_FILE", str(tmp_path / "missing"))
+    at = page("customer").run()
+    assert not at.exception
+    assert any(
+        "CHURNOPS_API_KEY_FILE" in text and "cannot be read" in text for text in texts(at.error)
+    )
+
+
+def test_pages_say_when_the_api_has_no_model(
+    trained_model: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(uri: str) -> tuple[Any, Any]:
+        raise ModelNotFoundError(f"no registered model at {uri}")
+
+    settings = api_settings(trained_model, tmp_path)
+    with live_server(create_app(settings, scorer_loader=no_model)) as url:
+        monkeypatch.setenv("CHURNOPS_APP__API_URL", url)
+        customer = page("customer").run()
+        service = page("service").run()
+    assert not customer.exception and not service.exception
+    assert any("not ready" in text for text in texts(customer.error))
+    shown = metrics(service)
+    assert shown["Readiness"] == "not ready"
+    assert shown["Served model"] == "none"
+    assert any("model not loaded" in text for text in texts(service.warning))

@@ -10,6 +10,7 @@ import pytest
 
 from churnops.dashboard.batch import (
     UploadError,
+    numbers_as_numbers,
     plan_columns,
     read_upload,
     reasons_text,
@@ -102,3 +103,25 @@ def test_riskiest_first_with_reasons() -> None:
         {"feature": "tier", "value": "gold", "contribution": -0.1},
     ]
     assert reasons_text(reasons) == "age = 40"
+
+
+def test_numbers_written_as_text_become_numbers_and_the_rest_stays() -> None:
+    schema = {
+        "features": [
+            {"name": "spend", "kind": "numeric", "dtype": "float"},
+            {"name": "flag", "kind": "binary", "dtype": "int"},
+            {"name": "tier", "kind": "categorical", "dtype": "str"},
+        ]
+    }
+    upload = pd.DataFrame(
+        {
+            "spend": ["1.5", " ", "lots", None],
+            "flag": ["1", "0", "1", "0"],
+            "tier": ["1", "2", "3", "4"],  # a category that looks like a number stays text
+        }
+    )
+    records = records_of(numbers_as_numbers(upload, schema))
+    assert [r["spend"] for r in records] == [1.5, None, "lots", None]
+    assert [r["flag"] for r in records] == [1.0, 0.0, 1.0, 0.0]
+    assert [r["tier"] for r in records] == ["1", "2", "3", "4"]
+    assert upload["spend"].tolist()[0] == "1.5"  # the upload itself is not modified
