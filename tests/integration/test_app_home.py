@@ -42,6 +42,9 @@ def test_home_names_the_model_and_links_docs_and_app(
         }
         assert client.get(body["links"]["docs"]).status_code == 200
         assert client.get("/model").status_code == 401  # the rest still needs the key
+        paths = client.get("/openapi.json").json()["paths"]
+        assert "security" not in paths["/"]["get"]  # documented as open, like /health
+        assert paths["/model"]["get"]["security"] == [{"bearer": []}]
 
 
 def test_home_without_a_model_says_where_to_look(

@@ -197,7 +197,7 @@ def _openapi(app: FastAPI, service: ServiceState) -> dict[str, Any]:
     if service.keys.enabled:
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path, path_item in spec.get("paths", {}).items():
-            if path in ("/health", "/ready"):
+            if path in ("/", "/health", "/ready"):
                 continue
             for operation in path_item.values():
                 operation["security"] = [{"bearer": []}]
