@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 import typer
@@ -180,11 +181,11 @@ def app_command(
 ) -> None:
     """The churnops app in the browser: score customers and files, watch production, manage models."""
     with cli_errors():
-        settings = get_settings(
-            config, **{"app.api_url": api_url, "app.host": host, "app.port": port}
-        )
         if api_url is not None and not api_url.startswith(("http://", "https://")):
             raise ConfigError(f"--api-url must start with http:// or https://, got {api_url!r}")
+        overrides: dict[str, Any] = {"app.api_url": api_url, "app.host": host, "app.port": port}
+        flags = {"app.api_url": "--api-url", "app.host": "--host", "app.port": "--port"}
+        settings = get_settings(config, flags=flags, **overrides)
         children = [streamlit_child(settings, config=config)]
         if with_api:
             api = api_child(settings, config=config)
