@@ -1,4 +1,4 @@
-# churnops: `make run` sets up, trains if there is no champion, and serves; `make test` sets up,
+# churnops: `make run` sets up, trains if there is no champion, and serves the API and the app; `make test` sets up,
 # lints and runs every test. Both create their own virtualenv from the pinned constraints.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,7 +16,7 @@ export DO_NOT_TRACK ?= true
 .PHONY: help setup system-deps run train serve test test-fast lint format bench lock clean
 
 help:
-	@echo "make run    - set up, train on the bundled data if no champion exists, serve the API"
+	@echo "make run    - set up, train on the bundled data if no champion exists, serve the API and the app"
 	@echo "make test   - set up, lint, run the whole test suite"
 	@echo "make lint   - ruff (lint + format check) and mypy"
 	@echo "make bench  - run the benchmarks under bench/ (slow)"
@@ -28,6 +28,12 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	  else echo "warning: no java found; Spark tests will fail (install a JRE 17)" >&2; fi; \
+	fi
+	@# The browser tests drive Debian's Chromium through Playwright (no browser download).
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "warning: no chromium found; the browser tests will fail (apt-get install chromium)" >&2; fi; \
 	fi
 	@# docker-compose (no engine needed) lets the tests validate deploy/compose.yml; best effort.
 	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -49,7 +55,8 @@ setup: system-deps $(STAMP)
 
 run: setup
 	$(BIN)/churnops train --if-no-champion
-	$(BIN)/churnops serve
+	@# The API and the app together; Ctrl-C stops both (and everything they started).
+	$(BIN)/churnops app --with-api
 
 train: setup
 	$(BIN)/churnops train

@@ -121,6 +121,7 @@ class ServingSettings(BaseModel):
     # Several workers and no Redis: each counts alone, so each gets limit // workers ("divide").
     # None: divide, except in production, which refuses to start unless this is set to "divide".
     rate_limits_without_redis: Literal["divide", "refuse"] | None = None
+    app_url: str = "http://127.0.0.1:8501"  # where `GET /` points people for the app
 
 
 class MonitoringSettings(BaseModel):
@@ -135,6 +136,41 @@ class MonitoringSettings(BaseModel):
     default_window: str = "7d"
     webhook_url: str | None = None
     reports_dir: str = "reports"
+
+
+class RecommendationSettings(BaseModel):
+    """Texts the app suggests: one list per risk level, and per feature named in the reasons."""
+
+    by_risk_level: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "low": ["No action needed: keep the usual service and check again later."],
+            "medium": [
+                "Check in with the customer and ask how the service could be better.",
+                "Offer a small, low-cost loyalty benefit.",
+            ],
+            "high": [
+                "Contact the customer soon with a retention offer.",
+                "Hand the account to the retention team for a personal follow-up.",
+            ],
+        }
+    )
+    by_feature: dict[str, str] = Field(default_factory=dict)  # feature -> what to do about it
+    # Used for a reason with no `by_feature` text; {feature} and {value} are filled in.
+    reason_default: str = "Look at {feature} (now {value}): it adds the most to this risk."
+    max_reasons: int = Field(3, ge=0)
+
+
+class AppSettings(BaseModel):
+    """The Streamlit app: where it listens, which API it scores through, its limits and texts."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65535)
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: str | None = None  # CHURNOPS_API_KEY wins over this
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_upload_mb: int = Field(50, ge=1)
+    batch_chunk_rows: int = Field(1000, ge=1)
+    recommendations: RecommendationSettings = Field(default_factory=RecommendationSettings)
 
 
 class Settings(BaseSettings):
@@ -158,6 +194,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    app: AppSettings = Field(default_factory=AppSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnops.cli.main import app
-from churnops.settings import Settings
+from churnops.settings import AppSettings, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -43,9 +43,9 @@ def test_environment_names_real_settings() -> None:
 def test_container_commands_are_real_cli_commands() -> None:
     runner = CliRunner()
     commands = [compose()["services"]["trainer"]["command"]]
-    cmd = re.search(r"CMD \[(.*)\]", (DEPLOY / "Dockerfile").read_text())
-    assert cmd is not None
-    commands.append([part.strip().strip('"') for part in cmd.group(1).split(",")])
+    cmds = re.findall(r"^CMD \[(.*)\]", (DEPLOY / "Dockerfile").read_text(), re.MULTILINE)
+    assert len(cmds) == 2  # the app's and the API's
+    commands += [[part.strip().strip('"') for part in cmd.split(",")] for cmd in cmds]
     for command in commands:
         assert command[0] == "churnops"
         options = [part for part in command[1:] if part.startswith("--")]
@@ -69,7 +69,7 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
     copy = tmp_path / "deploy"
     shutil.copytree(DEPLOY, copy)
     (copy / "secrets").mkdir(exist_ok=True)
-    for secret in ("api_keys.json", "metrics_key"):
+    for secret in ("api_keys.json", "metrics_key", "app_key"):
         (copy / "secrets" / secret).write_text("")
     result = subprocess.run(
         ["docker-compose", "-f", str(copy / "compose.yml"), "config", "-q"],
@@ -78,3 +78,48 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """Stage name -> its instruction lines."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        match = re.match(r"FROM \S+ AS (\w+)", line)
+        if match:
+            current = stages.setdefault(match.group(1), [])
+        current.append(line)
+    return stages
+
+
+def test_app_service_is_checked_and_waits_for_the_api() -> None:
+    services = compose()["services"]
+    app_service = services["app"]
+    assert "/_stcore/health" in " ".join(app_service["healthcheck"]["test"])
+    assert app_service["depends_on"]["api"]["condition"] == "service_healthy"
+    assert app_service["environment"]["CHURNOPS_APP__API_URL"] == "http://api:8000"
+    assert app_service["ports"] == ["8501:8501"]
+    assert app_service["build"]["target"] in dockerfile_stages()
+    # The app scores with the production settings (merged from the shared block) plus its own.
+    env = app_service["environment"]
+    assert env["CHURNOPS_ENV"] == "production"
+    app_fields = AppSettings.model_fields
+    for key in env:
+        if key.startswith("CHURNOPS_APP__"):
+            assert key.removeprefix("CHURNOPS_APP__").lower() in app_fields, key
+    assert env["CHURNOPS_API_KEY_FILE"] == "/run/secrets/app_key"
+    assert "app_key" in app_service["secrets"]
+
+
+def test_every_image_runs_as_a_non_root_user_with_a_healthcheck() -> None:
+    stages = dockerfile_stages()
+    assert {"base", "app", "api"} <= set(stages)
+    assert list(stages)[-1] == "api"  # a build without --target gives the API
+    for name in ("app", "api"):
+        lines = stages[name]
+        cmd = next(i for i, line in enumerate(lines) if line.startswith("CMD"))
+        user = next(i for i, line in enumerate(lines) if line.startswith("USER"))
+        assert lines[user] == "USER churnops" and user < cmd, name
+        assert any(line.startswith("HEALTHCHECK") for line in lines), name
+    assert any("_stcore/health" in line for line in stages["app"])
+    assert any(".[dashboard]" in line for line in stages["app"])

@@ -24,7 +24,9 @@ from churnops.api.service import predict_one
 from churnops.apikeys import bearer_token
 from churnops.errors import ChurnopsError
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PATHS = frozenset(
+    {"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+)
 
 
 async def _read_body(receive: Receive) -> bytes:
