@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import StratifiedKFold
 
 Method = Literal["none", "sigmoid", "isotonic"]
 EPS = 1e-6
@@ -35,10 +39,6 @@ class Calibrator:
 
 
 def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: Method) -> Calibrator:
-    # sklearn's fitting modules load here, at training: scoring only needs `Calibrator.apply`
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.linear_model import LogisticRegression
-
     if method == "sigmoid":
         model = LogisticRegression(C=1e6, solver="lbfgs")
         model.fit(_logit(raw).reshape(-1, 1), y)
@@ -68,9 +68,6 @@ def choose_calibration(
 
     A method must lower the Brier score by `min_gain` to be kept; then it is refit on all scores.
     """
-    from sklearn.metrics import brier_score_loss
-    from sklearn.model_selection import StratifiedKFold
-
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores: dict[str, list[float]] = {"none": [], "sigmoid": [], "isotonic": []}
     for fit_idx, eval_idx in splitter.split(raw_oof, y):
