@@ -4,7 +4,8 @@ Trains one champion (XGBoost) with the BASE code (so "after" also shows that mod
 registry load faster), then, alternating base and ours in every repetition so both see the same
 machine load: (a) whole-process time of `churnops predict` on a 10-row file, (b) time from
 `churnops serve --workers N` starting until GET /ready answers 200, (c) peak RSS and PSS of the
-serve process tree (all workers and the store writer) over a few requests. Both run with this
+serve process tree (all workers and the store writer) over a few requests. CPU time (user +
+system) is reported beside wall time: on a shared machine it is the steadier of the two. Both run with this
 venv; only PYTHONPATH differs (base: a read-only worktree of the base commit). The minimum of the
 repetitions is reported, with ratios, plus the top import costs of our predict by package.
 Writes bench/results/startup.json and startup.md.
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -92,14 +94,19 @@ def _check_source(env: dict[str, str], src: Path) -> None:
         sys.exit(f"PYTHONPATH={src} imports churnops from {found}")
 
 
-def _predict_seconds(env: dict[str, str], home: Path, name: str) -> float:
+def _predict(env: dict[str, str], home: Path, name: str) -> dict[str, float]:
+    """Wall time and CPU time (user + system) of one whole `churnops predict` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [str(VENV_BIN / "churnops"), "predict", str(home / "ten.csv"),
          "-o", str(home / f"out-{name}.csv")],
         env=env, capture_output=True, check=True, timeout=300,
     )  # fmt: skip
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"predict_seconds": wall, "predict_cpu_seconds": cpu}
 
 
 def _tree(pid: int) -> list[int]:
@@ -120,6 +127,18 @@ def _tree(pid: int) -> list[int]:
         found.append(current)
         todo.extend(children.get(current, []))
     return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of the live process tree (exited helpers not counted)."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _memory_mb(pid: int) -> tuple[float, float]:
@@ -147,13 +166,14 @@ def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[st
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        ready = None
+        ready, ready_cpu = None, 0.0
         while ready is None and time.perf_counter() - started < 300:
             if proc.poll() is not None:
                 raise RuntimeError(f"churnops serve exited with {proc.returncode}")
             try:
                 if httpx.get(base + "/ready", timeout=5).status_code == 200:
                     ready = time.perf_counter() - started
+                    ready_cpu = _cpu_seconds(proc.pid)
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
@@ -166,7 +186,12 @@ def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[st
             rss, pss = _memory_mb(proc.pid)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             time.sleep(0.05)
-        return {"ready_seconds": ready, "rss_mb": peak_rss, "pss_mb": peak_pss}
+        return {
+            "ready_seconds": ready,
+            "ready_cpu_seconds": ready_cpu,
+            "rss_mb": peak_rss,
+            "pss_mb": peak_pss,
+        }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -219,7 +244,7 @@ def main() -> None:
     runs: dict[str, dict[str, list[float]]] = {name: {} for name in sources}
     for repetition in range(args.repeat):
         for name in sources if repetition % 2 == 0 else reversed(list(sources)):
-            measured = {"predict_seconds": _predict_seconds(envs[name], home, name)}
+            measured = _predict(envs[name], home, name)
             measured |= _serve(envs[name], args.workers, record)
             for key, value in measured.items():
                 runs[name].setdefault(key, []).append(value)
@@ -255,7 +280,9 @@ def _markdown(report: dict[str, Any]) -> str:
     best, ratio = report["best"], report["ratio_base_over_ours"]
     labels = {
         "predict_seconds": ("`churnops predict`, 10 rows, whole process", "s"),
+        "predict_cpu_seconds": ("the same, CPU time (user + system)", "s"),
         "ready_seconds": (f"`churnops serve -w {report['workers']}` until /ready is 200", "s"),
+        "ready_cpu_seconds": ("the same, CPU time of the serve tree", "s"),
         "rss_mb": ("serve process tree, peak RSS", "MB"),
         "pss_mb": ("serve process tree, peak PSS", "MB"),
     }
