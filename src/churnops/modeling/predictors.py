@@ -10,19 +10,27 @@ and whether reasons are asked for, so the same request always gets the same engi
 Contributions are in the model's own additive units: log-odds for boosted trees (Saabas path
 contributions, as XGBoost's `approx_contribs`) and logistic regression (coefficient x value), and
 probability for the random forest (Saabas, averaged over trees).
+
+Each classifier's library is imported only by the model that needs it: a fitted classifier can only
+be an instance of a class whose module is already imported (unpickling it imported it), so
+`predictor_for` looks classes up in `sys.modules` instead of importing them. Loading an XGBoost
+model therefore never imports LightGBM (which needs the system libgomp) and the other way round.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import sys
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from lightgbm import LGBMClassifier
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from xgboost import DMatrix, XGBClassifier
 
 from churnops.modeling.forest import FlatForest, from_lightgbm, from_sklearn_forest, from_xgboost
+
+if TYPE_CHECKING:
+    from lightgbm import LGBMClassifier
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from xgboost import XGBClassifier
 
 SMALL_REQUEST_ROWS = 256  # up to this many rows (probabilities only) the walk beats the booster
 
@@ -74,6 +82,8 @@ class XGBoostPredictor(_TreePredictor):
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         if self.flat is None:  # e.g. categorical splits: the library's own path contributions
+            from xgboost import DMatrix  # already imported: the booster is an XGBoost object
+
             dmatrix = DMatrix(matrix, nthread=1)
             values = self.booster.predict(dmatrix, pred_contribs=True, approx_contribs=True)
             return np.asarray(values[:, :-1], dtype=np.float64)
@@ -134,13 +144,20 @@ class LogisticPredictor:
         return None
 
 
+def _is_instance(obj: Any, module: str, name: str) -> bool:
+    """isinstance against `module.name` without importing `module` (unimported: cannot match)."""
+    loaded = sys.modules.get(module)
+    cls = getattr(loaded, name, None) if loaded is not None else None
+    return isinstance(cls, type) and isinstance(obj, cls)
+
+
 def predictor_for(classifier: Any) -> Predictor:
-    if isinstance(classifier, XGBClassifier):
+    if _is_instance(classifier, "xgboost", "XGBClassifier"):
         return XGBoostPredictor(classifier)
-    if isinstance(classifier, LGBMClassifier):
+    if _is_instance(classifier, "lightgbm", "LGBMClassifier"):
         return LightGBMPredictor(classifier)
-    if isinstance(classifier, LogisticRegression):
+    if _is_instance(classifier, "sklearn.linear_model", "LogisticRegression"):
         return LogisticPredictor(classifier)
-    if isinstance(classifier, RandomForestClassifier):
+    if _is_instance(classifier, "sklearn.ensemble", "RandomForestClassifier"):
         return ForestPredictor(classifier)
     raise TypeError(f"no fast predictor for {type(classifier).__name__}")

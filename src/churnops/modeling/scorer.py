@@ -10,11 +10,10 @@ import json
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from churnops.data.profile import ReferenceProfile
 from churnops.data.schema import Schema
@@ -23,6 +22,9 @@ from churnops.modeling.calibration import Calibrator
 from churnops.modeling.forest import RELEASE_GIL_ROWS
 from churnops.modeling.predictors import predictor_for
 from churnops.settings import RISK_LEVELS, RiskBands
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 TOP_REASONS = 3
 

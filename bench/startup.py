@@ -1,0 +1,317 @@
+"""Benchmark: start-up and footprint of `churnops predict` and `churnops serve`, base vs this tree.
+
+Trains one champion (XGBoost) with the BASE code (so "after" also shows that models already in a
+registry load faster), then, alternating base and ours in every repetition so both see the same
+machine load: (a) whole-process time of `churnops predict` on a 10-row file, (b) time from
+`churnops serve --workers N` starting until GET /ready answers 200, (c) peak RSS and PSS of the
+serve process tree (all workers and the store writer) over a few requests. CPU time (user +
+system) is reported beside wall time: on a shared machine it is the steadier of the two. Both run with this
+venv; only PYTHONPATH differs (base: a read-only worktree of the base commit). The minimum of the
+repetitions is reported, with ratios, plus the top import costs of our predict by package.
+Writes bench/results/startup.json and startup.md.
+
+    git worktree add --detach /tmp/startup-base <base-commit>
+    .venv/bin/python bench/startup.py --base /tmp/startup-base [--repeat 5] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+VENV_BIN = Path(sys.executable).parent
+TRAIN = """
+import sys
+from pathlib import Path
+from churnops.data.load import load_training_table
+from churnops.data.sources import resolve_data_settings
+from churnops.modeling.tracking import configure_tracking, ensure_experiment
+from churnops.modeling.train import run_training
+from churnops.settings import Settings
+
+home = Path(sys.argv[1])
+settings = Settings(home=str(home), tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+settings.training.budget_minutes = 0.01  # defaults only: what is measured is start-up
+settings.training.candidates = ["xgboost"]
+settings.data = resolve_data_settings(settings.data)
+client = configure_tracking(settings)
+frame, schema = load_training_table(settings.data)
+run_training(frame, schema=schema, settings=settings, client=client,
+             experiment_id=ensure_experiment(client, settings))
+frame.drop(columns=[schema.target]).head(10).to_csv(home / "ten.csv", index=False)
+"""
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(home: Path, src: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        PYTHONPATH=str(src),
+        CHURNOPS_HOME=str(home),
+        CHURNOPS_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+        MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        DO_NOT_TRACK="true",
+        CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE="0",
+    )
+    return env
+
+
+def _variant_env(home: Path, src: Path, name: str) -> dict[str, str]:
+    """Each variant its own prediction store and spool, the same registry and model."""
+    env = _env(home, src)
+    env["CHURNOPS_DATABASE_URL"] = f"sqlite:///{home / f'predictions-{name}.db'}"
+    env["CHURNOPS_SERVING__SPOOL_PATH"] = str(home / f"spool-{name}.jsonl")
+    return env
+
+
+def _check_source(env: dict[str, str], src: Path) -> None:
+    found = subprocess.run(
+        [sys.executable, "-c", "import churnops; print(churnops.__file__)"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    if not found.startswith(str(src)):
+        sys.exit(f"PYTHONPATH={src} imports churnops from {found}")
+
+
+def _predict(env: dict[str, str], home: Path, name: str) -> dict[str, float]:
+    """Wall time and CPU time (user + system) of one whole `churnops predict` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(
+        [str(VENV_BIN / "churnops"), "predict", str(home / "ten.csv"),
+         "-o", str(home / f"out-{name}.csv")],
+        env=env, capture_output=True, check=True, timeout=300,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"predict_seconds": wall, "predict_cpu_seconds": cpu}
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of the live process tree (exited helpers not counted)."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MB summed over the process tree; PSS splits shared pages fairly."""
+    rss = pss = 0
+    for member in _tree(pid):
+        try:
+            text = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        rss += int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        pss += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+    return rss / 1024, pss / 1024
+
+
+def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[str, float]:
+    """Seconds until /ready is 200, then peak tree RSS/PSS over a few requests."""
+    import httpx
+
+    port = _port()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "churnops"), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready, ready_cpu = None, 0.0
+        while ready is None and time.perf_counter() - started < 300:
+            if proc.poll() is not None:
+                raise RuntimeError(f"churnops serve exited with {proc.returncode}")
+            try:
+                if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                    ready = time.perf_counter() - started
+                    ready_cpu = _cpu_seconds(proc.pid)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        if ready is None:
+            raise RuntimeError("churnops serve was not ready within 300 s")
+        peak_rss = peak_pss = 0.0
+        for _ in range(20):
+            response = httpx.post(base + "/predict", json=record, timeout=30)
+            response.raise_for_status()
+            rss, pss = _memory_mb(proc.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            time.sleep(0.05)
+        return {
+            "ready_seconds": ready,
+            "ready_cpu_seconds": ready_cpu,
+            "rss_mb": peak_rss,
+            "pss_mb": peak_pss,
+        }
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _import_costs(env: dict[str, str], home: Path, top: int = 12) -> list[dict[str, Any]]:
+    """Self import time of our 10-row predict, summed by top-level package (-X importtime)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c",
+         "import sys; from churnops.cli.main import app; sys.argv[0] = 'churnops'; app()",
+         "predict", str(home / "ten.csv"), "-o", str(home / "out-importtime.csv")],
+        env=env, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    totals: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        found = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if found:
+            package = found.group(2).split(".")[0]
+            totals[package] = totals.get(package, 0) + int(found.group(1))
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return [{"package": name, "self_ms": round(us / 1000, 1)} for name, us in ranked[:top]] + [
+        {"package": "(all imports)", "self_ms": round(sum(totals.values()) / 1000, 1)}
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True, help="worktree of the base commit")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--home", type=Path, default=ROOT / ".churnops" / "bench-startup")
+    args = parser.parse_args()
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    sources = {"base": args.base.resolve() / "src", "ours": ROOT / "src"}
+    envs = {name: _variant_env(home, src, name) for name, src in sources.items()}
+    for name, src in sources.items():
+        _check_source(envs[name], src)
+    if not (home / "ten.csv").exists():
+        subprocess.run(
+            [sys.executable, "-c", TRAIN, str(home)], env=envs["base"], check=True, timeout=1800
+        )
+    import pandas as pd
+
+    record = json.loads(pd.read_csv(home / "ten.csv").head(1).to_json(orient="records"))[0]
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in sources}
+    for repetition in range(args.repeat):
+        for name in sources if repetition % 2 == 0 else reversed(list(sources)):
+            measured = _predict(envs[name], home, name)
+            measured |= _serve(envs[name], args.workers, record)
+            for key, value in measured.items():
+                runs[name].setdefault(key, []).append(value)
+            print(json.dumps({"variant": name, "repetition": repetition, **measured}), flush=True)
+    best = {name: {key: min(values) for key, values in run.items()} for name, run in runs.items()}
+    report = {
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "base_commit": subprocess.run(
+            ["git", "-C", str(args.base), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
+        "best": best,
+        "ratio_base_over_ours": {
+            key: best["base"][key] / best["ours"][key] for key in best["ours"] if best["ours"][key]
+        },
+        "runs": runs,
+        "import_costs_ours": _import_costs(envs["ours"], home),
+        "import_costs_base": _import_costs(envs["base"], home),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "startup.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / "startup.md").write_text(_markdown(report))
+    print(_markdown(report))
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    best, ratio = report["best"], report["ratio_base_over_ours"]
+    labels = {
+        "predict_seconds": ("`churnops predict`, 10 rows, whole process", "s"),
+        "predict_cpu_seconds": ("the same, CPU time (user + system)", "s"),
+        "ready_seconds": (f"`churnops serve -w {report['workers']}` until /ready is 200", "s"),
+        "ready_cpu_seconds": ("the same, CPU time of the serve tree", "s"),
+        "rss_mb": ("serve process tree, peak RSS", "MB"),
+        "pss_mb": ("serve process tree, peak PSS", "MB"),
+    }
+    lines = [
+        f"# Start-up benchmark (min of {report['repeat']} alternating runs, {report['cpus']} CPUs "
+        f"shared, load average {report['load_average'][0]:.1f}, base {report['base_commit'][:8]})",
+        "",
+        "| measure | base | this tree | base / this tree |",
+        "|---|---|---|---|",
+    ]
+    for key, (label, unit) in labels.items():
+        lines.append(
+            f"| {label} | {best['base'][key]:.2f} {unit} | {best['ours'][key]:.2f} {unit} "
+            f"| {ratio.get(key, float('nan')):.2f}x |"
+        )
+    base_costs = {c["package"]: c["self_ms"] for c in report["import_costs_base"]}
+    lines += [
+        "",
+        "Where the import time of a 10-row predict goes (self time by top-level package, one run):",
+        "",
+        "| package | this tree ms | base ms |",
+        "|---|---|---|",
+    ]
+    for cost in report["import_costs_ours"]:
+        lines.append(
+            f"| {cost['package']} | {cost['self_ms']:.0f} | {base_costs.get(cost['package'], 0):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

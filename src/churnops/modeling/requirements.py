@@ -1,0 +1,77 @@
+"""The pip requirements logged with a churnops model, and a cheap check of them at load time.
+
+The logged names must install everywhere: `xgboost` (not `xgboost-cpu`, which has no macOS wheel,
+though it is what we install on Linux) and only the classifier library the model uses, so an
+environment rebuilt from the model (`mlflow models serve`, `generate-dockerfile`) never needs
+LightGBM's system libgomp for an XGBoost model.
+
+`mlflow.pyfunc.load_model` checks requirements through `importlib.metadata.packages_distributions`
+over the whole environment (~1.2 s); `mismatches` asks only for the few packages we pin (ms).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+COMMON = (
+    "mlflow",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "numba",  # the compiled tree walk (modeling/treewalk.py)
+    "scipy",
+    "pydantic",
+    "pydantic-settings",
+    "pyyaml",
+    "joblib",
+)
+# Classifier library (the top-level module of the fitted classifier's class) -> requirement name.
+CLASSIFIER_LIBRARIES = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+# Distributions that provide the same importable package under another name.
+ALTERNATIVES = {"xgboost": ("xgboost", "xgboost-cpu")}
+
+
+def installed_version(name: str) -> str | None:
+    """Version of the installed distribution providing `name` (or its alternative), else None."""
+    for distribution in ALTERNATIVES.get(name, (name,)):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def requirement_names(classifier: object) -> list[str]:
+    """What a model with this fitted classifier needs: the common stack plus its own library."""
+    library = type(classifier).__module__.split(".")[0]
+    extra = CLASSIFIER_LIBRARIES.get(library)
+    return [*COMMON[:2], *([extra] if extra else []), *COMMON[2:]]
+
+
+def pinned_requirements(classifier: object) -> list[str]:
+    """`name==installed version` for each requirement (unpinned if not installed)."""
+    pinned = []
+    for name in requirement_names(classifier):
+        found = installed_version(name)
+        pinned.append(f"{name}=={found}" if found else name)
+    return pinned
+
+
+def mismatches(requirements: list[str]) -> list[str]:
+    """Readable lines for each requirement this environment does not satisfy."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    problems = []
+    for line in requirements:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:  # a path or URL: nothing to compare against
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        found = installed_version(requirement.name)
+        if found is None:
+            problems.append(f"{line} (not installed)")
+        elif not requirement.specifier.contains(found, prereleases=True):
+            problems.append(f"{line} (installed {found})")
+    return problems
