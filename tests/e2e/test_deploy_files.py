@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnops.cli.main import app
-from churnops.settings import Settings
+from churnops.settings import Settings, unknown_env_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -78,3 +78,13 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_deploy_environment_names_are_known_in_full() -> None:
+    """Every CHURNOPS_* name in compose.yml and the Dockerfile is one the settings read (a typo
+    such as CHURNOPS_SERVING__KEYSFILE would be ignored at run time)."""
+    texts = [(DEPLOY / "compose.yml").read_text(), (DEPLOY / "Dockerfile").read_text()]
+    names = {name for text in texts for name in re.findall(r"\bCHURNOPS_[A-Za-z0-9_]+", text)}
+    assert unknown_env_names(names) == {}
+    assert "CHURNOPS_SERVING__KEYS_FILE" in names  # the scan sees the deploy files' settings
+    assert unknown_env_names({"CHURNOPS_SERVING__KEYSFILE"})  # and would catch a typo

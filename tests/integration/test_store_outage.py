@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from churnops.store import AsyncWriter, PredictionStore, upgrade_schema
-from tests.conftest_store import TcpProxy, free_port, postgres_schema
+from tests.support.stores import TcpProxy, free_port, postgres_schema
 from tests.unit.store.contract import make_prediction
 
 FAST = {"batch_size": 40, "flush_interval": 0.02, "reconnect_interval": 0.05}
