@@ -4,52 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from churnops.data.load import load_training_table
-from churnops.data.sources import resolve_data_settings
 from churnops.datasets import demo_path
-from churnops.modeling.pyfunc import load_scorer
-from churnops.modeling.scorer import Scorer
 from churnops.modeling.tracking import configure_tracking, ensure_experiment
-from churnops.modeling.train import TrainingOutcome, run_training
-from churnops.settings import Settings
+from churnops.modeling.train import run_training
+from tests.support.models import TrainedModel, make_settings
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
-def make_settings(home: Path, **training: object) -> Settings:
-    """Settings for tests: everything under `home`, a tiny tuning budget, demo data."""
-    settings = Settings(home=str(home), tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    settings.database_url = f"sqlite:///{home / 'predictions.db'}"
-    settings.training.budget_minutes = 0.01  # defaults only: one trial per candidate
-    settings.training.candidates = ["xgboost", "logistic_regression"]
-    for key, value in training.items():
-        setattr(settings.training, key, value)
-    settings.data = resolve_data_settings(settings.data)
-    return settings
+# Fixtures that train a model: every test whose fixture closure holds one is marked `slow`
+# (pytest_collection_modifyitems below), so `make test-fast` never trains and no test can forget.
+TRAINING_FIXTURES = frozenset({"trained_model"})
 
 
-@dataclass
-class TrainedModel:
-    settings: Settings
-    client: MlflowClient
-    outcome: TrainingOutcome
-    frame: pd.DataFrame
-
-    @property
-    def champion_uri(self) -> str:
-        return f"models:/{self.settings.registry.model_name}@champion"
-
-    def scorer(self) -> Scorer:
-        return load_scorer(self.champion_uri)[0]
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,12 @@ receives the typed sections it needs as arguments.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, model_validator
@@ -22,6 +24,13 @@ from pydantic_settings import (
 from churnops.errors import ConfigError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
+ENV_PREFIX = "CHURNOPS_"
+# CHURNOPS_* names read outside the settings model: the params file (load_params_file) and the log
+# format (logformat.py). CHURNOPS_TEST_* belongs to the test suite.
+OTHER_ENV_NAMES = frozenset({"CHURNOPS_CONFIG", "CHURNOPS_LOG_FORMAT"})
+OTHER_ENV_PREFIXES = ("CHURNOPS_TEST_",)
+
+logger = logging.getLogger(__name__)
 CandidateName = Literal["logistic_regression", "random_forest", "xgboost", "lightgbm"]
 # Cheapest first: the time budget left over by one candidate flows to the next.
 ALL_CANDIDATES: tuple[CandidateName, ...] = (
@@ -274,12 +283,62 @@ def get_settings(
     """
     from pydantic import ValidationError
 
+    warn_unknown_env()
     params = load_params_file(config_path)
     try:
         settings = Settings(**params)
     except ValidationError as exc:
         raise _config_error(exc, {}) from None
     return apply_overrides(settings, overrides, flags=flags)
+
+
+def _env_names(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]:
+    """Exact names and open prefixes (dict fields take any key below them) for `model`."""
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for field_name, field in model.model_fields.items():
+        name = prefix + field_name.upper()
+        names.add(name)  # a nested section can also be given whole, as JSON
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            inner_names, inner_prefixes = _env_names(annotation, name + "__")
+            names |= inner_names
+            prefixes |= inner_prefixes
+        elif get_origin(annotation) is dict:
+            prefixes.add(name + "__")
+    return names, prefixes
+
+
+def unknown_env_names(names: Iterable[str]) -> dict[str, str | None]:
+    """Each CHURNOPS_* name the settings would silently ignore -> the closest known name, if any.
+
+    Compared upper-cased, as pydantic-settings matches environment names case-insensitively."""
+    known, prefixes = _env_names(Settings, ENV_PREFIX)
+    known |= OTHER_ENV_NAMES
+    unknown: dict[str, str | None] = {}
+    for name in names:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if upper.startswith((*prefixes, *OTHER_ENV_PREFIXES)):
+            continue
+        # Compare without the shared prefix, or every short name looks close to every other.
+        tails = {known_name.removeprefix(ENV_PREFIX): known_name for known_name in known}
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), tails, n=1, cutoff=0.8)
+        unknown[name] = tails[close[0]] if close else None
+    return unknown
+
+
+def warn_unknown_env(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Log one warning naming every unknown CHURNOPS_* variable (a typo is otherwise ignored)."""
+    unknown = unknown_env_names(os.environ if environ is None else environ)
+    if unknown:
+        described = [
+            f"{name} (did you mean {guess}?)" if guess else name
+            for name, guess in sorted(unknown.items())
+        ]
+        logger.warning("ignoring unknown environment variables: %s", ", ".join(described))
+    return unknown
 
 
 def apply_overrides(

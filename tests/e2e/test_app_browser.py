@@ -21,10 +21,11 @@ import pytest
 from churnops.api.app import create_app
 from churnops.apikeys import hash_key
 from churnops.datasets import demo_path
-from tests.conftest import TrainedModel
-from tests.conftest_store import free_port
-from tests.integration.test_api_support import IN_CI, api_settings, live_server
-from tests.integration.test_app_support import churnops_app
+from tests.support.api import api_settings, live_server
+from tests.support.app import churnops_app
+from tests.support.models import TrainedModel
+from tests.support.services import needs
+from tests.support.stores import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -49,9 +50,7 @@ TIMEOUT_MS = 60_000
 def _need_chromium() -> None:
     if shutil.which(CHROMIUM) or Path(CHROMIUM).exists():
         return
-    if IN_CI:
-        pytest.fail(f"Chromium is required in CI but {CHROMIUM} is missing (make installs it)")
-    pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+    needs("chromium", f"not installed at {CHROMIUM} (make installs it: apt-get install chromium)")
 
 
 @dataclass

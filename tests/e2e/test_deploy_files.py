@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnops.cli.main import app
-from churnops.settings import AppSettings, Settings
+from churnops.settings import AppSettings, Settings, unknown_env_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -123,3 +123,13 @@ def test_every_image_runs_as_a_non_root_user_with_a_healthcheck() -> None:
         assert any(line.startswith("HEALTHCHECK") for line in lines), name
     assert any("_stcore/health" in line for line in stages["app"])
     assert any(".[dashboard]" in line for line in stages["app"])
+
+
+def test_deploy_environment_names_are_known_in_full() -> None:
+    """Every CHURNOPS_* name in compose.yml and the Dockerfile is one the settings read (a typo
+    such as CHURNOPS_SERVING__KEYSFILE would be ignored at run time)."""
+    texts = [(DEPLOY / "compose.yml").read_text(), (DEPLOY / "Dockerfile").read_text()]
+    names = {name for text in texts for name in re.findall(r"\bCHURNOPS_[A-Za-z0-9_]+", text)}
+    assert unknown_env_names(names) == {}
+    assert "CHURNOPS_SERVING__KEYS_FILE" in names  # the scan sees the deploy files' settings
+    assert unknown_env_names({"CHURNOPS_SERVING__KEYSFILE"})  # and would catch a typo

@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from churnops.data.schema import target_vector
 from churnops.modeling.scorer import Scorer
 from churnops.store import PredictionRecord, PredictionStore
-from tests.conftest import TrainedModel
+from tests.support.models import TrainedModel
 
 MODEL_NAME = "churn-model"
 

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from churnops.api.app import create_app
 from churnops.data.profile import typical_record
 from churnops.store import PredictionStore
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import api_settings, example_record, wait_for
+from tests.support.api import api_settings, example_record, wait_for
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 

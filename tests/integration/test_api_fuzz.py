@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from churnops.api.app import create_app
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import api_settings, live_server
+from tests.support.api import api_settings, live_server
+from tests.support.models import TrainedModel
+from tests.support.services import require_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,7 +21,7 @@ TIME_BUDGET_SECONDS = 60.0
 
 
 def test_fuzz_no_server_errors(trained_model: TrainedModel, tmp_path: Path) -> None:
-    schemathesis = pytest.importorskip("schemathesis")
+    schemathesis = require_module("schemathesis")
     from schemathesis.generation import GenerationMode
 
     app = create_app(api_settings(trained_model, tmp_path, max_batch_size=20))

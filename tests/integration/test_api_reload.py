@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from churnops.api.app import create_app
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import api_settings, example_record, live_server, wait_for
+from tests.support.api import api_settings, example_record, live_server, wait_for
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 

@@ -26,17 +26,17 @@ from churnops.api.ratelimit import RedisLimiter
 from churnops.apikeys import add_key, hash_key
 from churnops.cli.main import app as cli
 from churnops.errors import ConfigError
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import (
+from tests.support.api import (
     REDIS_URL,
     api_settings,
     example_record,
     free_port,
     live_server,
-    need_service,
     postgres_database,
     wait_for,
 )
+from tests.support.models import TrainedModel
+from tests.support.services import require_module, require_redis
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +149,7 @@ def test_rate_limit_by_client_address_without_keys(
 
 
 def test_rate_limit_shared_through_redis(trained_model: TrainedModel, tmp_path: Path) -> None:
-    need_service("Redis", "127.0.0.1", 6379)
+    require_redis(REDIS_URL)
     prefix = f"churnops-test:{uuid.uuid4().hex}"
     settings = api_settings(trained_model, tmp_path, rate_limit_per_minute=4)
     settings.redis_url = REDIS_URL
@@ -180,7 +180,7 @@ def test_redis_down_fails_open(trained_model: TrainedModel, tmp_path: Path) -> N
 
 
 def test_https_with_self_signed_certificate(trained_model: TrainedModel, tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     certfile, keyfile, cafile = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"

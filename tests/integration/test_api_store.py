@@ -15,15 +15,15 @@ from fastapi.testclient import TestClient
 from churnops.api.app import create_app
 from churnops.settings import Settings
 from churnops.store import PredictionStore
-from tests.conftest import TrainedModel
-from tests.conftest_store import TcpProxy, command_lines, descendants
-from tests.integration.test_api_support import (
+from tests.support.api import (
     api_settings,
     example_record,
     free_port,
     postgres_database,
     wait_for,
 )
+from tests.support.models import TrainedModel
+from tests.support.stores import TcpProxy, command_lines, descendants
 
 pytestmark = pytest.mark.integration
 

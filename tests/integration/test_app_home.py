@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from churnops.api.app import create_app
 from churnops.apikeys import hash_key
 from churnops.errors import ModelNotFoundError
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import api_settings
+from tests.support.api import api_settings
+from tests.support.models import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

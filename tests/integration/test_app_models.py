@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from churnops.modeling import registry
-from tests.conftest import TrainedModel
-from tests.conftest_store import free_port
+from tests.support.models import TrainedModel
+from tests.support.stores import free_port
 
 pytestmark = pytest.mark.integration
 PAGE = str(Path(__file__).resolve().parents[2] / "src/churnops/dashboard/pages/models.py")

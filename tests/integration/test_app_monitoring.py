@@ -20,9 +20,9 @@ from churnops.monitoring.reference import MonitoringReference
 from churnops.monitoring.run import RESULT_KIND, run_monitor
 from churnops.settings import MonitoringSettings, get_settings
 from churnops.store import FeedbackRecord, PredictionRecord, PredictionStore, queries
-from tests.conftest import TrainedModel
-from tests.conftest_store import free_port, postgres_schema
 from tests.integration.monitor_support import held_out_rows, shifted, write_predictions
+from tests.support.models import TrainedModel
+from tests.support.stores import free_port, postgres_schema
 from tests.unit.monitoring.synthetic import build_reference, make_customers, with_predictions
 
 pytestmark = pytest.mark.integration

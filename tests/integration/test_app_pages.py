@@ -25,14 +25,14 @@ from churnops.dashboard.batch import plan_columns, score_upload
 from churnops.dashboard.client import ApiClient
 from churnops.datasets import demo_path
 from churnops.errors import ModelNotFoundError
-from tests.conftest import TrainedModel
-from tests.conftest_store import free_port
-from tests.integration.test_api_support import (
+from tests.support.api import (
     api_settings,
     example_record,
     live_server,
     postgres_database,
 )
+from tests.support.models import TrainedModel
+from tests.support.stores import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

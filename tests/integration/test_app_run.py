@@ -14,16 +14,15 @@ import pytest
 from typer.testing import CliRunner
 
 from churnops.cli.main import app
-from tests.conftest import TrainedModel
-from tests.conftest_store import free_port
-from tests.integration.test_api_support import wait_for
-from tests.integration.test_app_support import (
+from tests.support.api import wait_for
+from tests.support.app import (
     alive,
     answers,
     churnops_app,
-    descendants,
     processes_with_env,
 )
+from tests.support.models import TrainedModel
+from tests.support.stores import descendants, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +46,7 @@ def test_api_and_app_start_together_and_sigint_stops_every_process(
     with churnops_app(
         ["--with-api"], env, health=[f"{api}/ready", f"{site}/_stcore/health"]
     ) as process:
-        children = descendants(process.pid)
+        children = set(descendants(process.pid))
         assert children <= processes_with_env(f"CHURNOPS_APP__PORT={app_port}")
         assert len(children) >= 2  # the API (and its store writer) and Streamlit
         home = httpx.get(f"{api}/", timeout=5).json()

@@ -26,7 +26,7 @@ from churnops.operations import BackupError, BackupSources, create_backup, resto
 from churnops.operations import databases as databases_module
 from churnops.operations.manifest import MANIFEST_NAME, Manifest
 from churnops.store import FeedbackRecord, PredictionStore
-from tests.conftest_store import postgres_base_url, postgres_schema, require_postgres
+from tests.support.stores import postgres_base_url, postgres_schema, require_postgres
 from tests.unit.store.contract import make_prediction
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from churnops.data.ingest import read_table
 from churnops.modeling.pyfunc import load_scorer
 from churnops.modeling.registry import model_identity
 from churnops.scoring.batch import BatchOptions, BatchScorer
-from tests.conftest import TrainedModel
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 OUTPUT_COLUMNS = [

@@ -18,7 +18,7 @@ from churnops.cli.main import app
 from churnops.errors import ChurnopsError, ConfigError
 from churnops.scoring.destinations import check_destinations
 from churnops.scoring.writers import CsvWriter, ParquetWriter
-from tests.conftest import TrainedModel
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 HEAVY = ("mlflow", "sklearn", "pandas", "pyarrow", "xgboost", "scipy", "sqlalchemy")

@@ -50,6 +50,7 @@ def loans(n: int = 1500, seed: int = 7) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow  # `churnops train` on a generated table
 def test_other_table_trains_through_flags_alone(isolated: Path) -> None:
     loans().to_parquet(isolated / "loans.parquet")
     result = CliRunner().invoke(

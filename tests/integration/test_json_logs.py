@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import api_settings, example_record, free_port, wait_for
+from tests.support.api import api_settings, example_record, free_port, wait_for
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 CHURNOPS = str(Path(sys.executable).parent / "churnops")

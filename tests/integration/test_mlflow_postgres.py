@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -14,26 +13,21 @@ from churnops.modeling.pyfunc import load_scorer
 from churnops.modeling.registry import alias_version
 from churnops.modeling.tracking import configure_tracking, ensure_experiment
 from churnops.modeling.train import run_training
-from tests.conftest import make_settings
+from tests.support.models import make_settings
+from tests.support.services import postgres_base_url, require_postgres
 
-pytestmark = pytest.mark.integration
-ADMIN_URL = os.environ.get(
-    "CHURNOPS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # trains into Postgres
+ADMIN_URL = postgres_base_url()
 
 
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """A throwaway database on the local server, dropped afterwards."""
     name = f"churnops_mlflow_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {exc}")
+    require_postgres(ADMIN_URL)
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(ADMIN_URL).set(database=name)
     yield url.render_as_string(hide_password=False)
     with admin.connect() as conn:

@@ -25,8 +25,8 @@ from churnops.cli.main import app
 from churnops.modeling.scorer import Scorer
 from churnops.monitoring.monitor import MonitoringReport
 from churnops.store import PredictionRecord, PredictionStore
-from tests.conftest import TrainedModel
 from tests.integration.monitor_support import held_out_rows, shifted, write_predictions
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 
@@ -352,7 +352,7 @@ def test_monitor_on_postgres(
     held_out: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.conftest_store import postgres_schema
+    from tests.support.stores import postgres_schema
 
     with postgres_schema("churnops_monitor") as url:
         _use_store(monkeypatch, url)
@@ -380,7 +380,7 @@ def test_api_predictions_are_monitored_and_exposed_on_metrics(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from churnops.api.app import create_app
-    from tests.integration.test_api_support import api_settings
+    from tests.support.api import api_settings
 
     settings = api_settings(trained_model, env.tmp / "api")
     _use_store(monkeypatch, settings.resolved_database_url())

@@ -19,13 +19,13 @@ from churnops.monitoring.window import EmptyWindowError
 from churnops.settings import Settings
 from churnops.store import PredictionStore
 from churnops.store.records import MonitoringResult
-from tests.conftest import TrainedModel
 from tests.integration.monitor_support import (
     MODEL_NAME,
     held_out_rows,
     shifted,
     write_predictions,
 )
+from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
 

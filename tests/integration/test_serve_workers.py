@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from churnops.store import PredictionStore
-from tests.conftest import TrainedModel
-from tests.integration.test_api_support import api_settings, example_record, free_port, wait_for
+from tests.support.api import api_settings, example_record, free_port, wait_for
+from tests.support.models import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

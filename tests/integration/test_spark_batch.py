@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,12 @@ from churnops.modeling.pyfunc import load_scorer
 from churnops.modeling.registry import model_identity
 from churnops.scoring.batch import BatchOptions, BatchResult, BatchScorer
 from churnops.scoring.runs import record_run
-from tests.conftest import TrainedModel
+from tests.support.models import TrainedModel
+from tests.support.services import require_java, require_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
-pyspark = pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark needs Java", allow_module_level=True)
+pyspark = require_module("pyspark")
+require_java()
 
 
 @pytest.fixture(scope="module")

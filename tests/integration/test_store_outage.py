@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from churnops.errors import StoreError
 from churnops.store import PredictionStore, upgrade_schema
 from churnops.store.writer_process import ProcessWriter, WriterConfig
-from tests.conftest_store import TcpProxy, free_port, postgres_schema
+from tests.support.stores import TcpProxy, free_port, postgres_schema
 from tests.unit.store.contract import make_prediction
 
 pytestmark = pytest.mark.integration

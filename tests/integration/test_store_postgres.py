@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from churnops.store import BatchWriter, PredictionStore, head_revision, upgrade_schema
-from tests.conftest_store import postgres_schema
+from tests.support.stores import postgres_schema
 from tests.unit.store.contract import StoreContract, make_prediction
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from churnops.errors import RegistryError
 from churnops.modeling import registry
 from churnops.modeling.tracking import configure_tracking, ensure_experiment
 from churnops.modeling.train import run_training
-from tests.conftest import TrainedModel, make_settings
+from tests.support.models import TrainedModel, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +173,7 @@ def _leaky_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(days_since_cancel=np.where(churned, rng.integers(1, 30, len(frame)), 0))
 
 
+@pytest.mark.slow  # trains (no trained_model fixture, so the conftest hook cannot see it)
 def test_leakage_gate_flags_planted_column_and_blocks_promotion(
     tmp_path, demo_frame: pd.DataFrame
 ) -> None:
@@ -202,6 +203,7 @@ def test_leakage_gate_flags_planted_column_and_blocks_promotion(
     assert run.data.tags["churnops.leakage"] == "true"
 
 
+@pytest.mark.slow  # trains twice
 def test_promotion_gate_promote_and_rollback(tmp_path) -> None:
     settings = make_settings(tmp_path, candidates=["logistic_regression"])
     client = configure_tracking(settings)

@@ -27,7 +27,7 @@ from churnops.store.writer_process import (
     WriterConfig,
     encode_config,
 )
-from tests.conftest_store import command_lines, descendants, postgres_schema
+from tests.support.stores import command_lines, descendants, postgres_schema
 from tests.unit.store.contract import make_prediction
 
 pytestmark = pytest.mark.integration

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from churnops.errors import ConfigError
-from churnops.settings import get_settings
+from churnops.settings import get_settings, unknown_env_names
 
 
 def test_params_file_then_environment_then_overrides(
@@ -92,3 +94,60 @@ def test_a_flag_is_refused_exactly_where_the_environment_is(
     monkeypatch.setenv(env, str(value))
     with pytest.raises(ConfigError, match=f"invalid setting {dotted}: .*{field_message}"):
         get_settings()
+
+
+def _clear_churnops_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("CHURNOPS_"):
+            monkeypatch.delenv(name)
+
+
+def test_unknown_churnops_variables_are_one_warning_with_a_guess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _clear_churnops_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # no params.yaml: only the environment speaks
+    monkeypatch.setenv("CHURNOPS_SERVING__KEYSFILE", str(tmp_path / "keys.json"))
+    monkeypatch.setenv("CHURNOPS_DATABSE_URL", "sqlite:///x.db")
+    monkeypatch.setenv("CHURNOPS_NOTHING_LIKE_IT", "1")
+    monkeypatch.setenv("CHURNOPS_TRAINING__SEED", "3")  # known: no part of the warning
+    with caplog.at_level(logging.WARNING, logger="churnops.settings"):
+        settings = get_settings()
+    assert settings.serving.keys_file is None  # what the warning is for: the typo is ignored
+    assert settings.training.seed == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "CHURNOPS_SERVING__KEYSFILE (did you mean CHURNOPS_SERVING__KEYS_FILE?)" in warnings[0]
+    assert "CHURNOPS_DATABSE_URL (did you mean CHURNOPS_DATABASE_URL?)" in warnings[0]
+    assert "CHURNOPS_NOTHING_LIKE_IT" in warnings[0]
+    assert "CHURNOPS_TRAINING__SEED" not in warnings[0]
+
+
+def test_every_name_the_project_reads_is_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [
+        "CHURNOPS_ENV",
+        "CHURNOPS_HOME",
+        "CHURNOPS_DATABASE_URL",
+        "CHURNOPS_REDIS_URL",
+        "CHURNOPS_TRACKING_URI",
+        "CHURNOPS_CONFIG",  # params file, read by load_params_file
+        "CHURNOPS_LOG_FORMAT",  # read by logformat.py
+        "CHURNOPS_SERVING__KEYS_FILE",
+        "CHURNOPS_SERVING",  # a whole section as JSON
+        "CHURNOPS_SERVING__RATE_LIMITS__/predict",  # a key below a dict field
+        "churnops_training__budget_minutes",  # matched case-insensitively, as pydantic-settings
+        "CHURNOPS_RISK_BANDS__HIGH",
+        "CHURNOPS_MONITORING__WEBHOOK_URL",
+        "CHURNOPS_TEST_POSTGRES_URL",  # the test suite's own
+        "PATH",  # not ours
+    ]
+    assert unknown_env_names(names) == {}
+    _clear_churnops_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("churnops_serving__keys_file", "/run/keys.json")
+    with caplog.at_level(logging.WARNING, logger="churnops.settings"):
+        settings = get_settings()
+    assert settings.serving.keys_file == "/run/keys.json"  # pydantic-settings read it too
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from churnops.dashboard.client import ApiClient, Ok, Problem
-from tests.conftest_store import free_port
+from tests.support.stores import free_port
 
 
 def answering(status: int, body: object = None, headers: dict[str, str] | None = None) -> ApiClient:

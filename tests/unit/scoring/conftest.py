@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import pandas as pd
 import pytest
 
 from churnops.data.load import load_training_table
-from churnops.data.schema import Schema
 from churnops.data.sources import resolve_data_settings
 from churnops.features.encoder import FastEncoder
 from churnops.features.pipeline import build_preprocessor
 from churnops.settings import DataSettings
-
-
-@dataclass
-class Fitted:
-    frame: pd.DataFrame
-    schema: Schema
-    encoder: FastEncoder
+from tests.support.features import Fitted
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 
 from churnops.data.validate import find_row_errors
 from churnops.scoring.fastpath import ChunkEncoder, chunk_is_clean, row_errors
-from tests.unit.scoring.conftest import Fitted
+from tests.support.features import Fitted
 
 
 def _variants(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -10,7 +10,7 @@ from xgboost import XGBClassifier
 from churnops.features.encoder import FastEncoder
 from churnops.scoring.fastpath import ChunkEncoder
 from churnops.scoring.treetables import TOLERANCE, TreeTables
-from tests.unit.scoring.conftest import Fitted
+from tests.support.features import Fitted
 
 
 def _fit(fitted: Fitted, **params: object) -> XGBClassifier:

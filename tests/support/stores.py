@@ -1,12 +1,10 @@
-"""Helpers (not fixtures) for the store tests that need PostgreSQL.
+"""Store test helpers (not fixtures) for PostgreSQL: a schema per test, a switchable TCP proxy.
 
-A plain module rather than a conftest so that only the store's test modules use it: each test
-test gets its own Postgres schema (selected via `search_path` in the URL), dropped at the end.
+Each test gets its own Postgres schema (selected via `search_path` in the URL), dropped at the end.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import uuid
@@ -15,31 +13,19 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
-import pytest
 from sqlalchemy.engine import make_url
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+from tests.support.services import libpq_dsn, postgres_base_url, require_postgres
 
-
-def postgres_base_url() -> str:
-    return os.environ.get("CHURNOPS_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-
-
-def _libpq_dsn(url: str) -> str:
-    """psycopg connection string for a SQLAlchemy URL (drops the +driver)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def require_postgres(url: str) -> None:
-    """Skip when Postgres is not reachable; fail instead under CI=true."""
-    try:
-        with psycopg.connect(_libpq_dsn(url), connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at {make_url(url)!r}: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+# Re-exported: store tests import them from here as they did from tests/conftest_store.py.
+__all__ = [
+    "TcpProxy",
+    "free_port",
+    "postgres_base_url",
+    "postgres_schema",
+    "require_postgres",
+    "with_search_path",
+]
 
 
 def with_search_path(url: str, schema: str) -> str:
@@ -54,12 +40,12 @@ def postgres_schema(prefix: str = "churnops_test") -> Iterator[str]:
     base = postgres_base_url()
     require_postgres(base)
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(_libpq_dsn(base), autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(base), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         yield with_search_path(base, schema)
     finally:
-        with psycopg.connect(_libpq_dsn(base), autocommit=True) as conn:
+        with psycopg.connect(libpq_dsn(base), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

@@ -1,12 +1,7 @@
-"""Helpers shared by the API integration tests: settings, a live uvicorn server, service probes.
-
-(Named test_api_* so it lives among the files the API owns; it holds no tests itself.)
-"""
+"""Helpers shared by the API integration tests: settings, a live uvicorn server, a database."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
@@ -16,19 +11,28 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from churnops.settings import Settings
-from tests.conftest import TrainedModel
-from tests.conftest_store import free_port
+from tests.support.models import TrainedModel
+from tests.support.services import postgres_base_url, redis_url, require_postgres
+from tests.support.stores import free_port
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-POSTGRES_URL = os.environ.get(
-    "CHURNOPS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("CHURNOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# free_port is re-exported: API tests import it from here.
+__all__ = [
+    "POSTGRES_URL",
+    "REDIS_URL",
+    "api_settings",
+    "example_record",
+    "free_port",
+    "live_server",
+    "post_json",
+    "postgres_database",
+    "wait_for",
+]
+POSTGRES_URL = postgres_base_url()
+REDIS_URL = redis_url()
 
 
 def api_settings(trained: TrainedModel, tmp_path: Path, **serving: Any) -> Settings:
@@ -77,30 +81,13 @@ def live_server(app: FastAPI, **config: Any) -> Iterator[str]:
         thread.join(30)
 
 
-def service_up(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def need_service(name: str, host: str, port: int) -> None:
-    """Skip when a local service is down, except in CI where it must be there."""
-    if service_up(host, port):
-        return
-    if IN_CI:
-        pytest.fail(f"{name} at {host}:{port} is required in CI but is not reachable")
-    pytest.skip(f"{name} is not running at {host}:{port}")
-
-
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh, uniquely named Postgres database; dropped afterwards. Yields its URL."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    need_service("PostgreSQL", "127.0.0.1", 5432)
+    require_postgres(POSTGRES_URL)
     base = make_url(POSTGRES_URL)
     name = f"churnops_api_{uuid.uuid4().hex[:10]}"
     dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
