@@ -25,9 +25,12 @@ from churnops.errors import ConfigError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 ENV_PREFIX = "CHURNOPS_"
-# CHURNOPS_* names read outside the settings model: the params file (load_params_file) and the log
-# format (logformat.py). CHURNOPS_TEST_* belongs to the test suite.
-OTHER_ENV_NAMES = frozenset({"CHURNOPS_CONFIG", "CHURNOPS_LOG_FORMAT"})
+# CHURNOPS_* names read outside the settings model: the params file (load_params_file), the log
+# format (logformat.py) and the app's API key (dashboard, cli app). CHURNOPS_TEST_* belongs to the
+# test suite.
+OTHER_ENV_NAMES = frozenset(
+    {"CHURNOPS_CONFIG", "CHURNOPS_LOG_FORMAT", "CHURNOPS_API_KEY", "CHURNOPS_API_KEY_FILE"}
+)
 OTHER_ENV_PREFIXES = ("CHURNOPS_TEST_",)
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,8 @@
 
 `churnops app` runs as a process on a free loopback port, scoring through a live API (keys on).
 The test fills the customer form, predicts and reads the risk level; uploads a file and reads the
-summary. Screenshots go to tests/artifacts/ (git-ignored).
+summary; opens Monitoring on a store seeded with drift and reads the alert naming the drifted
+feature. Screenshots go to tests/artifacts/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import pytest
 from churnops.api.app import create_app
 from churnops.apikeys import hash_key
 from churnops.datasets import demo_path
+from tests.integration.monitor_support import seed_store
 from tests.support.api import api_settings, live_server
 from tests.support.app import churnops_app
 from tests.support.models import TrainedModel
 from tests.support.services import needs
 from tests.support.stores import free_port
+from tests.unit.monitoring.synthetic import build_reference, make_customers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,6 +68,10 @@ def running_app(
     trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningApp]:
     _need_chromium()
+    # The Monitoring page reads this store: six days of predictions, drift in the last two.
+    monitored = tmp_path_factory.mktemp("browser-monitoring")
+    store_url = f"sqlite:///{monitored / 'predictions.db'}"
+    seed_store(store_url, build_reference(make_customers(7_000, seed=1)))
     settings = api_settings(trained_model, tmp_path_factory.mktemp("browser-api"))
     settings.serving.api_key_hashes = [hash_key(KEY)]
     with live_server(create_app(settings)) as api_url:
@@ -72,7 +79,12 @@ def running_app(
             f"{api_url}/model", headers={"Authorization": f"Bearer {KEY}"}, timeout=30
         ).json()
         port = free_port()
-        env = {"CHURNOPS_API_KEY": KEY, "CHURNOPS_APP__MAX_UPLOAD_MB": "5"}
+        env = {
+            "CHURNOPS_API_KEY": KEY,
+            "CHURNOPS_APP__MAX_UPLOAD_MB": "5",
+            "CHURNOPS_DATABASE_URL": store_url,
+            "CHURNOPS_HOME": str(monitored / "home"),
+        }
         args = ["--api-url", api_url, "--port", str(port)]
         url = f"http://127.0.0.1:{port}"
         with churnops_app(args, env, health=[f"{url}/_stcore/health"]):
@@ -176,3 +188,19 @@ def test_service_page_shows_the_api_state(running_app: RunningApp, page: Any) ->
     assert metric_value(page, "Health") == "alive"
     assert metric_value(page, "Readiness") == "ok"
     shot(page, "service", height=1000)
+
+
+def test_monitoring_names_the_open_drift_alert_and_the_drifted_feature(
+    running_app: RunningApp, page: Any
+) -> None:
+    page.goto(running_app.url + "/monitoring")
+    page.get_by_role("heading", name="Monitoring").wait_for()
+    alert = page.locator('[data-testid="stAlert"]', has_text="Open alert").filter(
+        has_text="dataset drift"
+    )
+    alert.first.wait_for()
+    assert "monthly_charges" in alert.first.inner_text()
+    page.get_by_text("Latest check").first.wait_for()
+    page.locator(".js-plotly-plot").nth(1).wait_for()  # the timeline and the drift heatmap
+    assert "monthly_charges" in page.get_by_text("Latest check").first.inner_text()
+    shot(page, "monitoring-browser", height=1400)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,16 @@ def test_every_name_the_project_reads_is_known(
         settings = get_settings()
     assert settings.serving.keys_file == "/run/keys.json"  # pydantic-settings read it too
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_every_name_written_in_the_source_is_known() -> None:
+    """Any CHURNOPS_* name the code reads or sets is one the start-up check accepts, so a name
+    added later without teaching the check fails here rather than warning every user."""
+    source = Path(__file__).resolve().parents[2] / "src" / "churnops"
+    names = {
+        name
+        for path in source.rglob("*.py")
+        for name in re.findall(r"\bCHURNOPS_[A-Za-z0-9_]*[A-Za-z0-9]\b", path.read_text())
+    }
+    assert {"CHURNOPS_API_KEY", "CHURNOPS_DATABASE_URL", "CHURNOPS_CONFIG"} <= names
+    assert unknown_env_names(names) == {}
