@@ -5,11 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,9 +25,10 @@ from churnops.cli.main import app as cli
 from churnops.errors import ConfigError
 from tests.support.api import (
     REDIS_URL,
+    answers_ready,
     api_settings,
+    churnops_serve,
     example_record,
-    free_port,
     live_server,
     postgres_database,
     wait_for,
@@ -414,7 +412,6 @@ def test_two_workers_without_redis_keep_one_limit(
     settings = api_settings(trained_model, tmp_path)
     keys_file = tmp_path / "keys.json"
     key, _ = add_key(keys_file, name="crm")
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CHURNOPS_REDIS_URL"} | {
         "CHURNOPS_HOME": settings.home,
         "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
@@ -424,39 +421,19 @@ def test_two_workers_without_redis_keep_one_limit(
         "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "20",
         "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
     }
-    churnops = str(Path(sys.executable).parent / "churnops")
-    server = subprocess.Popen(
-        [churnops, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     record = example_record(trained_model)
     auth = {"Authorization": f"Bearer {key}"}
-    try:
-
-        def ready() -> bool:
-            try:
-                return httpx.get(base + "/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_for(ready, timeout=120), "server did not become ready"
+    with churnops_serve(env, "--workers", "2") as server:
         # Both workers ready: a run of fresh connections (spread over both) all answer 200.
-        assert wait_for(lambda: all(ready() for _ in range(10)), timeout=120)
+        assert wait_for(lambda: all(answers_ready(server.url) for _ in range(10)), timeout=120)
         if time.time() % 60 > 45:  # all 60 requests inside one one-minute window
             time.sleep(61 - time.time() % 60)
         # A new connection per request lets the kernel hand them to either worker.
         codes = [
-            httpx.post(base + "/predict", json=record, headers=auth, timeout=10).status_code
+            httpx.post(server.url + "/predict", json=record, headers=auth, timeout=10).status_code
             for _ in range(60)
         ]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        _, errors = server.communicate(timeout=60)
-    log = errors.decode()
+    log = server.stderr
     assert set(codes) <= {200, 429}, codes
     assert 10 <= codes.count(200) <= 20, codes
     assert log.count("rate limits are counted per worker") == 1, log[-3000:]

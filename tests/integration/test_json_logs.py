@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.api import api_settings, example_record, free_port, wait_for
+from tests.support.api import api_settings, churnops_serve, example_record, free_port
 from tests.support.models import TrainedModel
 
 pytestmark = pytest.mark.integration
@@ -86,7 +85,6 @@ def test_a_live_server_with_workers_logs_only_json(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:
     settings = api_settings(trained_model, tmp_path)
-    port = free_port()
     dead_port = free_port()  # nothing listens: the store writer children report an outage
     env = os.environ | {
         "CHURNOPS_HOME": settings.home,
@@ -99,34 +97,18 @@ def test_a_live_server_with_workers_logs_only_json(
         "CHURNOPS_SERVING__METRICS_DIR": str(tmp_path / "metrics"),
         "CHURNOPS_LOG_FORMAT": "json",
     }
-    server = subprocess.Popen(
-        [CHURNOPS, "serve", "--workers", "2", "--port", str(port), "--access-log"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            try:
-                return httpx.get(base + "/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_for(ready, timeout=120), "server did not become ready"
+    with churnops_serve(env, "--workers", "2", "--access-log") as server:
         record = example_record(trained_model)
         for i in range(6):
             response = httpx.post(
-                base + "/predict", json=record, headers={"x-request-id": f"req-{i}"}, timeout=10
+                server.url + "/predict",
+                json=record,
+                headers={"x-request-id": f"req-{i}"},
+                timeout=10,
             )
             assert response.status_code == 200
-        assert httpx.post(base + "/predict", json={"nope": 1}, timeout=10).status_code == 422
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        _, stderr = server.communicate(timeout=60)
-    lines = json_lines(stderr.decode())
+        assert httpx.post(server.url + "/predict", json={"nope": 1}, timeout=10).status_code == 422
+    lines = json_lines(server.stderr)
     loggers = {line["logger"] for line in lines}
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert {line["path"] for line in access} >= {"/ready", "/predict"}

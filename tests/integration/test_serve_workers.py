@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,7 +12,7 @@ import orjson
 import pytest
 
 from churnops.store import PredictionStore
-from tests.support.api import api_settings, example_record, free_port, wait_for
+from tests.support.api import api_settings, churnops_serve, example_record, wait_for
 from tests.support.models import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,7 +43,6 @@ def test_two_workers_one_set_of_metrics_and_one_store(
 ) -> None:
     settings = api_settings(trained_model, tmp_path)
     shared = tmp_path / "metrics"
-    port = free_port()
     env = os.environ | {
         "CHURNOPS_HOME": settings.home,
         "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
@@ -57,26 +53,10 @@ def test_two_workers_one_set_of_metrics_and_one_store(
         "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
         "CHURNOPS_SERVING__METRICS_DIR": str(shared),
     }
-    churnops = str(Path(sys.executable).parent / "churnops")
-    server = subprocess.Popen(
-        [churnops, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     record = example_record(trained_model)
     sent = 0
-    try:
-
-        def ready() -> bool:
-            try:
-                return httpx.get(base + "/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_for(ready, timeout=120), "server did not become ready"
+    with churnops_serve(env, "--workers", "2") as server:
+        base = server.url
         # A new connection per request lets the kernel hand them to either worker.
         while sent < 400 and (sent < 40 or len([c for c in _per_worker(shared).values() if c]) < 2):
             assert httpx.post(base + "/predict", json=record, timeout=10).status_code == 200
@@ -88,10 +68,7 @@ def test_two_workers_one_set_of_metrics_and_one_store(
                 lambda: _predict_count(httpx.get(base + "/metrics", timeout=5).text) == sent,
                 timeout=10,
             )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        _, errors = server.communicate(timeout=60)
-    assert server.returncode == 0, errors.decode()[-2000:]
+    assert server.process.returncode == 0, server.stderr[-2000:]
     store = PredictionStore(settings.resolved_database_url())
     try:
         assert store.count_predictions() == sent

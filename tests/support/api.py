@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,10 @@ from tests.support.stores import free_port
 __all__ = [
     "POSTGRES_URL",
     "REDIS_URL",
+    "ServeProcess",
+    "answers_ready",
     "api_settings",
+    "churnops_serve",
     "example_record",
     "free_port",
     "live_server",
@@ -111,3 +119,42 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> b
 
 def post_json(client: httpx.Client, path: str, body: Any, **headers: str) -> httpx.Response:
     return client.post(path, json=body, headers=headers or None)
+
+
+@dataclass
+class ServeProcess:
+    """A running `churnops serve`: its base URL, the process, and (after exit) what it logged."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    stderr: str = ""
+
+
+def answers_ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def churnops_serve(env: dict[str, str], *args: str) -> Iterator[ServeProcess]:
+    """`churnops serve ARGS` on a free port in its own process group (workers, writer children),
+    ready before it is handed over; SIGTERM to the group afterwards, its stderr kept."""
+    port = free_port()
+    churnops = str(Path(sys.executable).parent / "churnops")
+    process = subprocess.Popen(
+        [churnops, "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    served = ServeProcess(f"http://127.0.0.1:{port}", process)
+    try:
+        assert wait_for(lambda: answers_ready(served.url), timeout=120), "server did not start"
+        yield served
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+        served.stderr = errors.decode()
