@@ -35,6 +35,12 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "warning: no chromium found; the browser tests will fail (apt-get install chromium)" >&2; fi; \
 	fi
+	@# promtool (Debian's prometheus) checks the alert rules and the exported metric names.
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "warning: no promtool found; the alert-rule tests will fail (apt-get install prometheus)" >&2; fi; \
+	fi
 	@# docker-compose (no engine needed) lets the tests validate deploy/compose.yml; best effort.
 	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null 2>&1 \

@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.e2e.exported_metrics import churnops_names, unknown_references
+from tests.support.services import needs
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 GRAFANA = DEPLOY / "grafana"
@@ -109,8 +109,9 @@ def test_the_dashboard_shows_what_operators_need() -> None:
     assert "churnops_store_queue_depth" in text and "churnops_store_spooled_records" in text
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_every_query_parses_as_promql(tmp_path: Path) -> None:
+    if shutil.which("promtool") is None:
+        needs("promtool", "not installed (Debian: apt-get install prometheus; make setup does)")
     rules = [
         {"record": f"churnops:dashboard_query_{i}", "expr": substituted(expr)}
         for i, (_, expr) in enumerate(exprs())

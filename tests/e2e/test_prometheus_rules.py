@@ -11,12 +11,16 @@ import pytest
 import yaml
 
 from tests.e2e.exported_metrics import PROMETHEUS_SERIES, churnops_names, unknown_references
+from tests.support.services import needs
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (Debian: apt-get install prometheus)"
-)
+
+
+@pytest.fixture
+def promtool_installed() -> None:
+    if PROMTOOL is None:
+        needs("promtool", "not installed (Debian: apt-get install prometheus; make setup does)")
 
 
 def promtool(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -36,14 +40,14 @@ def rules() -> list[dict]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-@needs_promtool
+@pytest.mark.usefixtures("promtool_installed")
 def test_rules_pass_promtool_check() -> None:
     done = promtool("check", "rules", PROMETHEUS / "alerts.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(rules())} rules found" in done.stdout
 
 
-@needs_promtool
+@pytest.mark.usefixtures("promtool_installed")
 def test_config_with_its_rule_file_passes_promtool_check(tmp_path: Path) -> None:
     # The bearer token file is a compose secret (/run/secrets/metrics_key): point the copy at a
     # local one, everything else stays as shipped, the rule file beside it as in the container.
@@ -61,14 +65,14 @@ def test_config_with_its_rule_file_passes_promtool_check(tmp_path: Path) -> None
     assert "SUCCESS: 1 rule files found" in done.stdout
 
 
-@needs_promtool
+@pytest.mark.usefixtures("promtool_installed")
 def test_rule_unit_tests_pass() -> None:
     done = promtool("test", "rules", PROMETHEUS / "alerts_test.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
 
 
-@needs_promtool
+@pytest.mark.usefixtures("promtool_installed")
 @pytest.mark.parametrize(
     ("original", "broken"),
     [

@@ -6,6 +6,7 @@ The API's predictions are stored by a child process (`ProcessWriter` in `writer_
 that drives a `BatchWriter`: batches, and a bounded spool replayed after an outage.
 """
 
+from churnops.store.decisions import Decision, read_decisions, record_decision
 from churnops.store.migrate import head_revision, upgrade_schema
 from churnops.store.records import (
     BatchRun,
@@ -22,6 +23,7 @@ __all__ = [
     "META_COLUMNS",
     "BatchRun",
     "BatchWriter",
+    "Decision",
     "FeedbackRecord",
     "MonitoringResult",
     "PredictionRecord",
@@ -32,6 +34,8 @@ __all__ = [
     "claim_spool_slot",
     "head_revision",
     "is_outage",
+    "read_decisions",
+    "record_decision",
     "to_jsonable",
     "upgrade_schema",
 ]

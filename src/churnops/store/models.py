@@ -150,3 +150,29 @@ class MonitoringResultRow(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_monitoring_results_kind_created", "kind", "created_at"),)
+
+
+class DecisionRow(Base):
+    """One decision of the retraining loop or a rollout: started, skipped, promoted, held,
+    rejected, rolled back, stepped. `idempotency_key` (unique) lets the database, not the caller,
+    decide which of two concurrent schedulers acts on the same (trigger, window)."""
+
+    __tablename__ = "retraining_decisions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    model_name: Mapped[str] = mapped_column(String(255))
+    from_version: Mapped[str | None] = mapped_column(String(64))
+    to_version: Mapped[str | None] = mapped_column(String(64))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_retraining_decisions_idempotency_key"),
+        Index("ix_retraining_decisions_kind_created", "kind", "created_at"),
+    )
