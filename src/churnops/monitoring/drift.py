@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from churnops.data.schema import MISSING_CATEGORY
 from churnops.monitoring import stats
 from churnops.monitoring.reference import MonitoringReference
-from churnops.monitoring.summary import CategoricalSummary, WindowSummary
+from churnops.monitoring.summary import CategoricalSummary, NumericSummary, WindowSummary
 from churnops.settings import RISK_LEVELS, MonitoringSettings
 
 Status = Literal["ok", "warning", "drift", "no_data"]
@@ -193,6 +193,88 @@ def _category_vectors(
     return names, ref, cur
 
 
+def _numeric_drift(
+    name: str,
+    numeric: NumericSummary,
+    reference: MonitoringReference,
+    thresholds: Thresholds,
+    *,
+    p_values: bool,
+) -> FeatureDrift:
+    ref = reference.profile.numeric[name]
+    if numeric.n == 0:
+        return FeatureDrift(
+            feature=name,
+            kind="numeric",
+            n_current=0,
+            psi=0.0,
+            js_distance=0.0,
+            reference_mean=ref.mean,
+            status="no_data",
+        )
+    grid = reference.grids[name]
+    ref_bins = np.asarray(ref.bin_counts, float)
+    cur_bins = np.asarray(numeric.bin_counts, float)
+    psi = stats.psi(ref_bins, cur_bins)
+    js = stats.js_distance(ref_bins, cur_bins)
+    wass = stats.wasserstein_normed(grid, numeric.grid, ref.std)
+    ks = stats.ks_statistic(grid, numeric.grid)
+    n_ref = round(ref.count * (1.0 - ref.null_rate))
+    status, reasons = _decide(psi=psi, js=js, wasserstein=wass, thresholds=thresholds)
+    return FeatureDrift(
+        feature=name,
+        kind="numeric",
+        n_current=numeric.n,
+        psi=psi,
+        js_distance=js,
+        wasserstein_norm=wass,
+        ks_statistic=ks,
+        ks_pvalue=stats.ks_pvalue(ks, n_ref, numeric.n) if p_values else None,
+        reference_mean=ref.mean,
+        current_mean=numeric.mean,
+        status=status,
+        reasons=reasons,
+    )
+
+
+def _categorical_drift(
+    name: str,
+    categorical: CategoricalSummary,
+    reference: MonitoringReference,
+    thresholds: Thresholds,
+    *,
+    p_values: bool,
+) -> FeatureDrift:
+    _, ref_counts, cur_counts = _category_vectors(
+        reference.profile.categorical[name].frequencies, categorical
+    )
+    n_current = int(cur_counts.sum())
+    if n_current == 0:
+        return FeatureDrift(
+            feature=name,
+            kind="categorical",
+            n_current=0,
+            psi=0.0,
+            js_distance=0.0,
+            status="no_data",
+        )
+    psi = stats.psi(ref_counts, cur_counts)
+    js = stats.js_distance(ref_counts, cur_counts)
+    chi2, chi2_p = stats.chi_square(ref_counts, cur_counts) if p_values else (None, None)
+    status, reasons = _decide(psi=psi, js=js, wasserstein=None, thresholds=thresholds)
+    return FeatureDrift(
+        feature=name,
+        kind="categorical",
+        n_current=n_current,
+        psi=psi,
+        js_distance=js,
+        chi2_statistic=chi2,
+        chi2_pvalue=chi2_p,
+        status=status,
+        reasons=reasons,
+    )
+
+
 def data_drift(
     summary: WindowSummary,
     reference: MonitoringReference,
@@ -206,82 +288,13 @@ def data_drift(
     scipy's exact KS p-value costs milliseconds a feature, which a per-period series does not need.
     """
     thresholds = Thresholds.from_settings(settings)
-    profile = reference.profile
-    features: list[FeatureDrift] = []
-    for name, numeric in summary.numeric.items():
-        ref = profile.numeric[name]
-        n_ref = round(ref.count * (1.0 - ref.null_rate))
-        if numeric.n == 0:
-            features.append(
-                FeatureDrift(
-                    feature=name,
-                    kind="numeric",
-                    n_current=0,
-                    psi=0.0,
-                    js_distance=0.0,
-                    reference_mean=ref.mean,
-                    status="no_data",
-                )
-            )
-            continue
-        grid = reference.grids[name]
-        ref_bins = np.asarray(ref.bin_counts, float)
-        cur_bins = np.asarray(numeric.bin_counts, float)
-        psi = stats.psi(ref_bins, cur_bins)
-        js = stats.js_distance(ref_bins, cur_bins)
-        wass = stats.wasserstein_normed(grid, numeric.grid, ref.std)
-        ks = stats.ks_statistic(grid, numeric.grid)
-        status, reasons = _decide(psi=psi, js=js, wasserstein=wass, thresholds=thresholds)
-        features.append(
-            FeatureDrift(
-                feature=name,
-                kind="numeric",
-                n_current=numeric.n,
-                psi=psi,
-                js_distance=js,
-                wasserstein_norm=wass,
-                ks_statistic=ks,
-                ks_pvalue=stats.ks_pvalue(ks, n_ref, numeric.n) if p_values else None,
-                reference_mean=ref.mean,
-                current_mean=numeric.mean,
-                status=status,
-                reasons=reasons,
-            )
-        )
-    for name, categorical in summary.categorical.items():
-        _, ref_counts, cur_counts = _category_vectors(
-            profile.categorical[name].frequencies, categorical
-        )
-        n_current = int(cur_counts.sum())
-        if n_current == 0:
-            features.append(
-                FeatureDrift(
-                    feature=name,
-                    kind="categorical",
-                    n_current=0,
-                    psi=0.0,
-                    js_distance=0.0,
-                    status="no_data",
-                )
-            )
-            continue
-        psi = stats.psi(ref_counts, cur_counts)
-        js = stats.js_distance(ref_counts, cur_counts)
-        chi2, chi2_p = stats.chi_square(ref_counts, cur_counts) if p_values else (None, None)
-        status, reasons = _decide(psi=psi, js=js, wasserstein=None, thresholds=thresholds)
-        features.append(
-            FeatureDrift(
-                feature=name,
-                kind="categorical",
-                n_current=n_current,
-                psi=psi,
-                js_distance=js,
-                chi2_statistic=chi2,
-                chi2_pvalue=chi2_p,
-                status=status,
-                reasons=reasons,
-            )
-        )
+    features = [
+        _numeric_drift(name, numeric, reference, thresholds, p_values=p_values)
+        for name, numeric in summary.numeric.items()
+    ] + [
+        _categorical_drift(name, categorical, reference, thresholds, p_values=p_values)
+        for name, categorical in summary.categorical.items()
+    ]
     judged = [f for f in features if f.status != "no_data"]
     n_drifted = sum(f.drifted for f in judged)
     share = n_drifted / len(judged) if judged else 0.0
@@ -346,6 +359,73 @@ def prediction_drift(
     )
 
 
+def _numeric_quality(
+    name: str,
+    numeric: NumericSummary,
+    reference: MonitoringReference,
+    *,
+    null_rate_tolerance: float,
+    out_of_range_tolerance: float,
+) -> FeatureQuality:
+    ref = reference.profile.numeric[name]
+    null_rate = numeric.nulls / numeric.n_rows if numeric.n_rows else 0.0
+    outside = numeric.below_range + numeric.above_range
+    share = outside / numeric.n if numeric.n else 0.0
+    issues: list[str] = []
+    if null_rate - ref.null_rate > null_rate_tolerance:
+        issues.append(f"null rate {null_rate:.1%} vs {ref.null_rate:.1%} in training")
+    if numeric.invalid:
+        issues.append(f"{numeric.invalid} non-numeric values")
+    if share > out_of_range_tolerance:
+        low, high = reference.training_range(name)
+        issues.append(f"{share:.1%} of values outside the training range [{low:g}, {high:g}]")
+    return FeatureQuality(
+        feature=name,
+        n_rows=numeric.n_rows,
+        null_rate_reference=ref.null_rate,
+        null_rate_current=null_rate,
+        invalid_count=numeric.invalid,
+        out_of_range_share=share,
+        below_range=numeric.below_range,
+        above_range=numeric.above_range,
+        issues=issues,
+    )
+
+
+def _categorical_quality(
+    name: str,
+    categorical: CategoricalSummary,
+    reference: MonitoringReference,
+    *,
+    null_rate_tolerance: float,
+    max_examples: int,
+) -> FeatureQuality:
+    ref_cat = reference.profile.categorical[name]
+    null_rate = categorical.nulls / categorical.n_rows if categorical.n_rows else 0.0
+    unseen = {
+        k: v
+        for k, v in categorical.counts.items()
+        if k not in ref_cat.frequencies and k != MISSING_CATEGORY
+    }
+    n_valued = categorical.n_rows - categorical.nulls
+    unseen_share = sum(unseen.values()) / n_valued if n_valued else 0.0
+    examples = [k for k, _ in sorted(unseen.items(), key=lambda kv: -kv[1])[:max_examples]]
+    issues = []
+    if null_rate - ref_cat.null_rate > null_rate_tolerance:
+        issues.append(f"null rate {null_rate:.1%} vs {ref_cat.null_rate:.1%} in training")
+    if unseen_share > UNSEEN_TOLERANCE:
+        issues.append(f"{unseen_share:.1%} unseen categories, e.g. {', '.join(examples)}")
+    return FeatureQuality(
+        feature=name,
+        n_rows=categorical.n_rows,
+        null_rate_reference=ref_cat.null_rate,
+        null_rate_current=null_rate,
+        unseen_share=unseen_share,
+        unseen_examples=examples,
+        issues=issues,
+    )
+
+
 def data_quality(
     summary: WindowSummary,
     reference: MonitoringReference,
@@ -355,59 +435,23 @@ def data_quality(
     max_examples: int = 5,
 ) -> DataQualityReport:
     """Null rates against the reference, unseen categories (with examples), range breaches."""
-    profile = reference.profile
-    features: list[FeatureQuality] = []
-    for name, numeric in summary.numeric.items():
-        ref = profile.numeric[name]
-        null_rate = numeric.nulls / numeric.n_rows if numeric.n_rows else 0.0
-        outside = numeric.below_range + numeric.above_range
-        share = outside / numeric.n if numeric.n else 0.0
-        issues: list[str] = []
-        if null_rate - ref.null_rate > null_rate_tolerance:
-            issues.append(f"null rate {null_rate:.1%} vs {ref.null_rate:.1%} in training")
-        if numeric.invalid:
-            issues.append(f"{numeric.invalid} non-numeric values")
-        if share > out_of_range_tolerance:
-            low, high = reference.training_range(name)
-            issues.append(f"{share:.1%} of values outside the training range [{low:g}, {high:g}]")
-        features.append(
-            FeatureQuality(
-                feature=name,
-                n_rows=numeric.n_rows,
-                null_rate_reference=ref.null_rate,
-                null_rate_current=null_rate,
-                invalid_count=numeric.invalid,
-                out_of_range_share=share,
-                below_range=numeric.below_range,
-                above_range=numeric.above_range,
-                issues=issues,
-            )
+    features = [
+        _numeric_quality(
+            name,
+            numeric,
+            reference,
+            null_rate_tolerance=null_rate_tolerance,
+            out_of_range_tolerance=out_of_range_tolerance,
         )
-    for name, categorical in summary.categorical.items():
-        ref_cat = profile.categorical[name]
-        null_rate = categorical.nulls / categorical.n_rows if categorical.n_rows else 0.0
-        unseen = {
-            k: v
-            for k, v in categorical.counts.items()
-            if k not in ref_cat.frequencies and k != MISSING_CATEGORY
-        }
-        n_valued = categorical.n_rows - categorical.nulls
-        unseen_share = sum(unseen.values()) / n_valued if n_valued else 0.0
-        examples = [k for k, _ in sorted(unseen.items(), key=lambda kv: -kv[1])[:max_examples]]
-        issues = []
-        if null_rate - ref_cat.null_rate > null_rate_tolerance:
-            issues.append(f"null rate {null_rate:.1%} vs {ref_cat.null_rate:.1%} in training")
-        if unseen_share > UNSEEN_TOLERANCE:
-            issues.append(f"{unseen_share:.1%} unseen categories, e.g. {', '.join(examples)}")
-        features.append(
-            FeatureQuality(
-                feature=name,
-                n_rows=categorical.n_rows,
-                null_rate_reference=ref_cat.null_rate,
-                null_rate_current=null_rate,
-                unseen_share=unseen_share,
-                unseen_examples=examples,
-                issues=issues,
-            )
+        for name, numeric in summary.numeric.items()
+    ] + [
+        _categorical_quality(
+            name,
+            categorical,
+            reference,
+            null_rate_tolerance=null_rate_tolerance,
+            max_examples=max_examples,
         )
+        for name, categorical in summary.categorical.items()
+    ]
     return DataQualityReport(features=features)
