@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -18,9 +19,16 @@ from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption, settings_for_data
 from churnops.errors import ConfigError
 
+if TYPE_CHECKING:
+    from churnops.retraining.backtest import ReplayedDecision
+
 CheckOption = typer.Option(False, "--check", help="Show what the policy sees; change nothing.")
-ForceOption = typer.Option(False, "--force", help="Retrain now, whatever the triggers and guards say.")
-BacktestOption = typer.Option(False, "--backtest", help="Replay the policy over stored checks (no training).")
+ForceOption = typer.Option(
+    False, "--force", help="Retrain now, whatever the triggers and guards say."
+)
+BacktestOption = typer.Option(
+    False, "--backtest", help="Replay the policy over stored checks (no training)."
+)
 SinceOption = typer.Option(None, "--since", help="With --backtest: first day to replay (ISO date).")
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 
@@ -48,7 +56,9 @@ def retrain_command(
         if since is not None and not backtest:
             raise ConfigError("--since goes with --backtest")
         start = _since(since) if backtest else None
-        settings = settings_for_data(config, data=None, target=None, positive_label=None, id_column=None, exclude=None)
+        settings = settings_for_data(
+            config, data=None, target=None, positive_label=None, id_column=None, exclude=None
+        )
         from churnops.retraining import run
 
         if start is not None:
@@ -71,7 +81,10 @@ def _print(result: dict[str, object], as_json: bool, title: str) -> None:
     for key, value in result.items():
         if key == "decisions":
             for d in value:  # type: ignore[attr-defined]
-                table.add_row("decision", f"{d['outcome']} {d.get('trigger') or ''} v{d.get('to_version') or '-'}")
+                table.add_row(
+                    "decision",
+                    f"{d['outcome']} {d.get('trigger') or ''} v{d.get('to_version') or '-'}",
+                )
         elif key == "triggers":
             for t in value:  # type: ignore[attr-defined]
                 table.add_row("trigger", f"{t['name']} @ {t['window']}: {t['reason']}")
@@ -80,7 +93,7 @@ def _print(result: dict[str, object], as_json: bool, title: str) -> None:
     out_console.print(table)
 
 
-def _print_backtest(rows: list, as_json: bool) -> None:  # type: ignore[type-arg]
+def _print_backtest(rows: list[ReplayedDecision], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows]))
         return

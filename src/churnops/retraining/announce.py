@@ -34,11 +34,15 @@ def describe(decision: Decision) -> str:
     """One line: what was decided, on which versions, and why."""
     versions = ""
     if decision.to_version:
-        versions = f" v{decision.to_version}" + (f" (champion was v{decision.from_version})" if decision.from_version else "")
+        versions = f" v{decision.to_version}" + (
+            f" (champion was v{decision.from_version})" if decision.from_version else ""
+        )
     reasons = decision.evidence.get("reasons") or [decision.evidence.get("reason", "")]
     why = "; ".join(str(r) for r in reasons if r)
     trigger = f" [{decision.trigger}]" if decision.trigger else ""
-    return f"{decision.model_name} {decision.kind} {decision.outcome}{versions}{trigger}: {why}".rstrip(": ")
+    return f"{decision.model_name} {decision.kind} {decision.outcome}{versions}{trigger}: {why}".rstrip(
+        ": "
+    )
 
 
 def announce(decision: Decision, *, webhook_url: str | None) -> bool:

@@ -35,7 +35,9 @@ class ReplayedDecision:
         }
 
 
-def replay(checks: Sequence[WindowCheck], settings: RetrainingSettings, *, model_name: str) -> list[ReplayedDecision]:
+def replay(
+    checks: Sequence[WindowCheck], settings: RetrainingSettings, *, model_name: str
+) -> list[ReplayedDecision]:
     """The policy at each stored check, oldest first, with the retrainings it would have started."""
     ordered = sorted(checks, key=lambda c: (c.created_at, c.id))
     champion = ChampionState(model_name, None, None, None)
@@ -52,7 +54,15 @@ def replay(checks: Sequence[WindowCheck], settings: RetrainingSettings, *, model
         if result.fire is not None:
             started.append(check.created_at)
             used.add(first.key(model_name))
-            out.append(ReplayedDecision(check.created_at, first.window, "retrain", first.name, first.reason))
+            out.append(
+                ReplayedDecision(
+                    check.created_at, first.window, "retrain", first.name, first.reason
+                )
+            )
         else:
-            out.append(ReplayedDecision(check.created_at, first.window, "skip", first.name, str(result.blocked_by)))
+            out.append(
+                ReplayedDecision(
+                    check.created_at, first.window, "skip", first.name, str(result.blocked_by)
+                )
+            )
     return out

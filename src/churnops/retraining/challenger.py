@@ -25,7 +25,12 @@ def training_data(ctx: LoopContext) -> TrainingData:
 
     table, schema = load_training_table(ctx.settings.data)
     return build_training_data(
-        table, schema, ctx.store, data_settings=ctx.settings.data, settings=ctx.settings.retraining, now=ctx.now
+        table,
+        schema,
+        ctx.store,
+        data_settings=ctx.settings.data,
+        settings=ctx.settings.retraining,
+        now=ctx.now,
     )
 
 
@@ -36,7 +41,12 @@ def train_on(ctx: LoopContext, data: TrainingData) -> Challenger:
 
     experiment_id = ensure_experiment(ctx.client, ctx.settings)
     outcome = run_training(
-        data.frame, schema=data.schema, settings=ctx.settings, client=ctx.client, experiment_id=experiment_id, gate=False
+        data.frame,
+        schema=data.schema,
+        settings=ctx.settings,
+        client=ctx.client,
+        experiment_id=experiment_id,
+        gate=False,
     )
     ctx.client.set_tag(outcome.run_id, "churnops.kind", "retraining")
     ctx.client.log_dict(outcome.run_id, data.evidence(), "retraining/data.json")

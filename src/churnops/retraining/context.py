@@ -43,7 +43,9 @@ class LoopContext:
     def record(self, decision: Decision) -> Decision | None:
         """Store and announce `decision` (stamped now, by this actor); None when its idempotency
         key was already taken, i.e. another evaluation acted on the same (trigger, window)."""
-        stamped = replace(decision, created_at=decision.created_at or self.now, actor=decision.actor or self.actor)
+        stamped = replace(
+            decision, created_at=decision.created_at or self.now, actor=decision.actor or self.actor
+        )
         decision_id = record_decision(self.store, stamped)
         if decision_id is None:
             return None
@@ -53,7 +55,9 @@ class LoopContext:
 
 
 @contextmanager
-def loop_context(settings: Settings, *, now: datetime | None = None, actor: str | None = None) -> Iterator[LoopContext]:
+def loop_context(
+    settings: Settings, *, now: datetime | None = None, actor: str | None = None
+) -> Iterator[LoopContext]:
     """The store (created when missing: decisions are written) and the registry of `settings`."""
     from churnops.modeling.tracking import configure_tracking
 

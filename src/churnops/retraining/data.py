@@ -53,20 +53,29 @@ def training_window(settings: RetrainingSettings, now: datetime) -> tuple[dateti
 def production_frame(labelled: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Labelled predictions as table rows: the model's features, the target, an id."""
     frame = labelled[[c for c in schema.feature_names if c in labelled.columns]].copy()
-    frame[schema.target] = labelled[LABEL_COLUMN].map({1: schema.positive_label, 0: schema.negative_label})
+    frame[schema.target] = labelled[LABEL_COLUMN].map(
+        {1: schema.positive_label, 0: schema.negative_label}
+    )
     if schema.id_column:
         ids = labelled["customer_id"].astype("object")
-        fallback = pd.Series([f"production-{i}" for i in range(len(labelled))], index=labelled.index)
+        fallback = pd.Series(
+            [f"production-{i}" for i in range(len(labelled))], index=labelled.index
+        )
         frame[schema.id_column] = ids.where(ids.notna(), fallback)
     return frame
 
 
-def combine(table: pd.DataFrame, production: pd.DataFrame, data_settings: DataSettings) -> tuple[pd.DataFrame, Schema]:
+def combine(
+    table: pd.DataFrame, production: pd.DataFrame, data_settings: DataSettings
+) -> tuple[pd.DataFrame, Schema]:
     """Both sources in one validated frame (the table's columns, in its order)."""
     if production.empty:
         combined = table.reset_index(drop=True)
     else:
-        combined = pd.concat([table, production[[c for c in table.columns if c in production.columns]]], ignore_index=True)
+        combined = pd.concat(
+            [table, production[[c for c in table.columns if c in production.columns]]],
+            ignore_index=True,
+        )
     schema = infer_schema(combined, data_settings)
     validate_training_frame(combined, schema, data_settings)
     return combined, schema

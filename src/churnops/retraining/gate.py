@@ -72,7 +72,9 @@ class GateVerdict:
         return None
 
 
-def compare(scored: Scored, settings: PromotionGateSettings, business: BusinessSettings) -> Comparison:
+def compare(
+    scored: Scored, settings: PromotionGateSettings, business: BusinessSettings
+) -> Comparison:
     """Metric, Brier and profit of both models on one set, and the paired bootstrap."""
     metric = settings.metric
 
@@ -84,7 +86,7 @@ def compare(scored: Scored, settings: PromotionGateSettings, business: BusinessS
             "profit": expected_profit(scored.y, p, threshold=threshold, business=business),
         }
 
-    mean, lower = paired_bootstrap(
+    _, lower = paired_bootstrap(
         metric,
         scored.y,
         scored.champion,
@@ -102,14 +104,22 @@ def primary_failures(c: Comparison, settings: PromotionGateSettings) -> list[str
     """Why the challenger does not win on the set that decides."""
     metric, reasons = settings.metric, []
     if not c.difference >= settings.margin:
-        reasons.append(f"{c.name}: {metric} {c.challenger[metric]:.4f} vs champion {c.champion[metric]:.4f}, not better by {settings.margin}")
+        reasons.append(
+            f"{c.name}: {metric} {c.challenger[metric]:.4f} vs champion {c.champion[metric]:.4f}, not better by {settings.margin}"
+        )
     if not c.lower_bound > 0:
-        reasons.append(f"{c.name}: paired bootstrap lower bound of the {metric} gain is {c.lower_bound:+.4f} (must be > 0)")
+        reasons.append(
+            f"{c.name}: paired bootstrap lower bound of the {metric} gain is {c.lower_bound:+.4f} (must be > 0)"
+        )
     if (c.challenger["brier"] or 0.0) > (c.champion["brier"] or 0.0) + settings.brier_tolerance:
-        reasons.append(f"{c.name}: Brier {c.challenger['brier']:.4f} worse than champion {c.champion['brier']:.4f}")
+        reasons.append(
+            f"{c.name}: Brier {c.challenger['brier']:.4f} worse than champion {c.champion['brier']:.4f}"
+        )
     profit, champion_profit = c.challenger["profit"], c.champion["profit"]
     if profit is not None and champion_profit is not None and profit < champion_profit:
-        reasons.append(f"{c.name}: expected profit {profit:.2f} per customer below champion {champion_profit:.2f}")
+        reasons.append(
+            f"{c.name}: expected profit {profit:.2f} per customer below champion {champion_profit:.2f}"
+        )
     return reasons
 
 
@@ -117,7 +127,9 @@ def secondary_failures(c: Comparison, settings: PromotionGateSettings) -> list[s
     """The other set may not show the challenger worse by more than the margin."""
     if c.difference < -settings.margin:
         metric = settings.metric
-        return [f"{c.name}: {metric} {c.challenger[metric]:.4f} below champion {c.champion[metric]:.4f}"]
+        return [
+            f"{c.name}: {metric} {c.challenger[metric]:.4f} below champion {c.champion[metric]:.4f}"
+        ]
     return []
 
 
@@ -125,10 +137,14 @@ def schema_problems(champion: Schema, challenger: Schema) -> list[str]:
     """Compatible: the challenger needs no input the champion's callers do not send, same kinds."""
     known = {c.name: c for c in champion.features}
     missing = [c.name for c in challenger.features if c.name not in known]
-    changed = [c.name for c in challenger.features if c.name in known and known[c.name].kind != c.kind]
+    changed = [
+        c.name for c in challenger.features if c.name in known and known[c.name].kind != c.kind
+    ]
     problems = []
     if missing:
-        problems.append(f"schema: the challenger needs inputs the champion's callers do not send: {missing[:5]}")
+        problems.append(
+            f"schema: the challenger needs inputs the champion's callers do not send: {missing[:5]}"
+        )
     if changed:
         problems.append(f"schema: inputs of another kind than the champion's: {changed[:5]}")
     return problems

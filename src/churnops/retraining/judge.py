@@ -24,7 +24,9 @@ def production_window(ctx: LoopContext) -> pd.DataFrame:
     return labelled_rows(ctx.store, since=ctx.now - timedelta(days=days), until=ctx.now)
 
 
-def scored(name: str, frame: pd.DataFrame, y: np.ndarray, champion: Scorer, challenger: Scorer) -> Scored:
+def scored(
+    name: str, frame: pd.DataFrame, y: np.ndarray, champion: Scorer, challenger: Scorer
+) -> Scored:
     return Scored(
         name=name,
         y=np.asarray(y, dtype=np.int8),
@@ -35,20 +37,32 @@ def scored(name: str, frame: pd.DataFrame, y: np.ndarray, champion: Scorer, chal
     )
 
 
-def evaluation_sets(ctx: LoopContext, challenger: Challenger, champion: Scorer, new: Scorer) -> list[Scored]:
+def evaluation_sets(
+    ctx: LoopContext, challenger: Challenger, champion: Scorer, new: Scorer
+) -> list[Scored]:
     """The production window first when it has enough labels, then the held-out split."""
     from churnops.modeling.stages import split_data
 
     training = ctx.settings.training
-    split = split_data(challenger.data.frame, challenger.data.schema, test_size=training.test_size, seed=training.seed)
+    split = split_data(
+        challenger.data.frame,
+        challenger.data.schema,
+        test_size=training.test_size,
+        seed=training.seed,
+    )
     held_out = scored("held_out", split.test, split.y_test, champion, new)
     window = production_window(ctx)
-    if len(window) < ctx.settings.retraining.gate.min_labelled_rows or window[LABEL_COLUMN].nunique() < 2:
+    if (
+        len(window) < ctx.settings.retraining.gate.min_labelled_rows
+        or window[LABEL_COLUMN].nunique() < 2
+    ):
         return [held_out]
     return [scored("production", window, window[LABEL_COLUMN].to_numpy(), champion, new), held_out]
 
 
-def production_gate(ctx: LoopContext, challenger: Challenger, *, extra_blocking: Sequence[str] = ()) -> GateVerdict:
+def production_gate(
+    ctx: LoopContext, challenger: Challenger, *, extra_blocking: Sequence[str] = ()
+) -> GateVerdict:
     """Champion vs challenger on production and held-out rows; `extra_blocking` adds reasons."""
     from churnops.modeling.pyfunc import load_scorer
     from churnops.modeling.registry import CHAMPION, alias_version
@@ -69,4 +83,6 @@ def production_gate(ctx: LoopContext, challenger: Challenger, *, extra_blocking:
     if blocking and any(r.startswith("schema") for r in blocking):
         return GateVerdict(False, blocking)  # the champion cannot score the challenger's rows
     sets = evaluation_sets(ctx, challenger, champion, new)
-    return decide(sets, settings=settings.retraining.gate, business=settings.business, blocking=blocking)
+    return decide(
+        sets, settings=settings.retraining.gate, business=settings.business, blocking=blocking
+    )

@@ -4,19 +4,27 @@ its own function so the flow can make it a task."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from churnops.retraining.challenger import Challenger, train_on, training_data
 from churnops.retraining.context import KIND, LoopContext
 from churnops.retraining.gate import GateVerdict
 from churnops.retraining.inputs import champion_state, gather_inputs
-from churnops.retraining.policy import ChampionState, PolicyResult, Trigger, evaluate, forced_trigger
+from churnops.retraining.policy import (
+    ChampionState,
+    PolicyResult,
+    Trigger,
+    evaluate,
+    forced_trigger,
+)
 from churnops.retraining.promotion import promote_challenger
 from churnops.retraining.rollback import BASELINE, watch_rollback
 from churnops.store.decisions import Decision
 
-Action = Literal["none", "skipped", "duplicate", "promoted", "held", "rejected", "rolled_back", "failed"]
+Action = Literal[
+    "none", "skipped", "duplicate", "promoted", "held", "rejected", "rolled_back", "failed"
+]
 
 
 @dataclass
@@ -30,9 +38,9 @@ class LoopReport:
         return {
             "action": self.action,
             "message": self.message,
-            "triggers": [t.__dict__ for t in self.policy.triggers] if self.policy else [],
+            "triggers": [asdict(t) for t in self.policy.triggers] if self.policy else [],
             "blocked_by": self.policy.blocked_by if self.policy else None,
-            "decisions": [{k: v for k, v in d.__dict__.items()} for d in self.decisions],
+            "decisions": [asdict(d) for d in self.decisions],
         }
 
 
@@ -77,16 +85,31 @@ def skip(ctx: LoopContext, policy: PolicyResult) -> Decision | None:
     )
 
 
-def conclude(ctx: LoopContext, started: Decision, challenger: Challenger, verdict: GateVerdict) -> Decision:
+def conclude(
+    ctx: LoopContext, started: Decision, challenger: Challenger, verdict: GateVerdict
+) -> Decision:
     """Promote (through the one promotion step), hold for approval, or reject; then record."""
     from churnops.modeling.registry import PromotionDecision, record_decision
 
     settings = ctx.settings.retraining
-    outcome = "rejected" if not verdict.passed else ("held" if settings.require_approval else "promoted")
+    outcome = (
+        "rejected" if not verdict.passed else ("held" if settings.require_approval else "promoted")
+    )
     why = "; ".join(verdict.reasons)
-    record_decision(ctx.client, name=ctx.model_name, version=challenger.version, decision=PromotionDecision(verdict.passed, why))
+    record_decision(
+        ctx.client,
+        name=ctx.model_name,
+        version=challenger.version,
+        decision=PromotionDecision(verdict.passed, why),
+    )
     if outcome == "promoted":
-        promote_challenger(ctx.client, model_name=ctx.model_name, version=challenger.version, why=f"production gate: {why}", rollout=settings.rollout)
+        promote_challenger(
+            ctx.client,
+            model_name=ctx.model_name,
+            version=challenger.version,
+            why=f"production gate: {why}",
+            rollout=settings.rollout,
+        )
     decision = Decision(
         kind=KIND,
         outcome=outcome,
@@ -153,7 +176,11 @@ def run_loop(ctx: LoopContext, *, force: bool = False) -> LoopReport:
         trigger = policy.fire
     started = start(ctx, trigger, champion)
     if started is None:
-        return LoopReport("duplicate", f"a retraining for {trigger.name} at {trigger.window} was already started", policy)
+        return LoopReport(
+            "duplicate",
+            f"a retraining for {trigger.name} at {trigger.window} was already started",
+            policy,
+        )
     final = retrain_and_gate(ctx, started)
     message = "; ".join(str(r) for r in final.evidence.get("reasons", []))
     return LoopReport(final.outcome, message, policy, [started, final])  # type: ignore[arg-type]

@@ -42,7 +42,9 @@ def paired_bootstrap(
     diffs = []
     for _ in range(samples):
         index = rng.integers(0, n, n)
-        diff = metric_value(name, y[index], challenger[index]) - metric_value(name, y[index], champion[index])
+        diff = metric_value(name, y[index], challenger[index]) - metric_value(
+            name, y[index], champion[index]
+        )
         if not np.isnan(diff):
             diffs.append(diff)
     if not diffs:
@@ -55,7 +57,9 @@ def brier(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - y) ** 2))
 
 
-def expected_profit(y: np.ndarray, p: np.ndarray, *, threshold: float, business: BusinessSettings) -> float | None:
+def expected_profit(
+    y: np.ndarray, p: np.ndarray, *, threshold: float, business: BusinessSettings
+) -> float | None:
     """Per customer: an offer to everyone flagged costs `offer_cost`; a churner who takes it is
     worth `value_retained` with `offer_success_rate`. None without business values."""
     if not business.complete:

@@ -74,7 +74,9 @@ class PolicyResult:
         return "skip" if self.blocked_by else "retrain"
 
 
-def evidence_checks(checks: Sequence[WindowCheck], *, version: str | None, min_rows: int) -> list[WindowCheck]:
+def evidence_checks(
+    checks: Sequence[WindowCheck], *, version: str | None, min_rows: int
+) -> list[WindowCheck]:
     """Checks of the current champion with enough rows to count, newest first."""
     return [
         c
@@ -108,7 +110,9 @@ def performance_trigger(
         return None
     latest = checks[0]
     realised = latest.realised_drop if latest.n_labelled >= min_labelled else None
-    drop, basis = (realised, "realised") if realised is not None else (latest.estimated_drop, "estimated")
+    drop, basis = (
+        (realised, "realised") if realised is not None else (latest.estimated_drop, "estimated")
+    )
     if drop is None or drop <= settings.performance_drop:
         return None
     reason = f"{basis} ROC-AUC {drop:.3f} below training (> {settings.performance_drop})"
@@ -116,7 +120,9 @@ def performance_trigger(
     return Trigger("performance", latest.window, reason, evidence)
 
 
-def age_trigger(champion: ChampionState, now: datetime, settings: RetrainingTriggers) -> Trigger | None:
+def age_trigger(
+    champion: ChampionState, now: datetime, settings: RetrainingTriggers
+) -> Trigger | None:
     limit = settings.max_champion_age_days
     if limit is None or champion.since is None:
         return None
@@ -138,7 +144,9 @@ def labels_trigger(inputs: PolicyInputs, settings: RetrainingTriggers) -> Trigge
     bucket = int(share // share_limit)
     reason = f"{inputs.labelled_rows} new labelled rows = {share:.0%} of the {rows} training rows"
     window = f"v{inputs.champion.version}-x{bucket}"
-    return Trigger("new_labels", window, reason, {"share": round(share, 4), "rows": inputs.labelled_rows})
+    return Trigger(
+        "new_labels", window, reason, {"share": round(share, 4), "rows": inputs.labelled_rows}
+    )
 
 
 def find_triggers(inputs: PolicyInputs, settings: RetrainingSettings) -> list[Trigger]:
@@ -148,7 +156,9 @@ def find_triggers(inputs: PolicyInputs, settings: RetrainingSettings) -> list[Tr
     )
     found = [
         *drift_triggers(checks, settings.triggers),
-        performance_trigger(checks, settings.triggers, min_labelled=settings.guards.min_rows_per_window),
+        performance_trigger(
+            checks, settings.triggers, min_labelled=settings.guards.min_rows_per_window
+        ),
         labels_trigger(inputs, settings.triggers),
         age_trigger(inputs.champion, inputs.now, settings.triggers),
     ]

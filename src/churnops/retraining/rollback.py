@@ -11,7 +11,12 @@ import numpy as np
 
 from churnops.retraining.context import KIND, LoopContext
 from churnops.retraining.metrics import roc_auc
-from churnops.retraining.store_reads import LABEL_COLUMN, PROBABILITY_COLUMN, labelled_rows, latest_checks
+from churnops.retraining.store_reads import (
+    LABEL_COLUMN,
+    PROBABILITY_COLUMN,
+    labelled_rows,
+    latest_checks,
+)
 from churnops.store.decisions import Decision, read_decisions
 
 BASELINE = "baseline_roc_auc"  # the previous champion's figure, recorded with the promotion
@@ -36,7 +41,9 @@ def rollback_reason(*, baseline: float, observed: Observed, margin: float) -> st
 
 def observed_performance(ctx: LoopContext, *, version: str, since: datetime) -> Observed:
     """The version's realised ROC-AUC on its own labelled traffic; else its latest estimate."""
-    rows = labelled_rows(ctx.store, since=since, until=ctx.now, model_name=ctx.model_name, model_version=version)
+    rows = labelled_rows(
+        ctx.store, since=since, until=ctx.now, model_name=ctx.model_name, model_version=version
+    )
     y = rows[LABEL_COLUMN].to_numpy() if len(rows) else np.array([], dtype=int)
     if len(rows) >= ctx.settings.retraining.gate.min_labelled_rows and 0 < y.sum() < len(y):
         return Observed(roc_auc(y, rows[PROBABILITY_COLUMN].to_numpy()), "realised", len(rows))
@@ -57,7 +64,11 @@ def watched_promotion(ctx: LoopContext) -> Decision | None:
     if ctx.now - latest.created_at > timedelta(days=ctx.settings.retraining.rollback_watch_days):
         return None
     current = alias_version(ctx.client, ctx.model_name, CHAMPION)
-    if current is None or str(current.version) != latest.to_version or BASELINE not in latest.evidence:
+    if (
+        current is None
+        or str(current.version) != latest.to_version
+        or BASELINE not in latest.evidence
+    ):
         return None
     return latest
 
@@ -67,11 +78,13 @@ def watch_rollback(ctx: LoopContext) -> Decision | None:
     from churnops.modeling.registry import rollback
 
     promotion = watched_promotion(ctx)
-    if promotion is None or promotion.to_version is None:
+    if promotion is None or promotion.to_version is None or promotion.created_at is None:
         return None
     observed = observed_performance(ctx, version=promotion.to_version, since=promotion.created_at)
     baseline = float(promotion.evidence[BASELINE])
-    reason = rollback_reason(baseline=baseline, observed=observed, margin=ctx.settings.retraining.rollback_margin)
+    reason = rollback_reason(
+        baseline=baseline, observed=observed, margin=ctx.settings.retraining.rollback_margin
+    )
     if reason is None:
         return None
     claimed = ctx.record(
@@ -83,7 +96,11 @@ def watch_rollback(ctx: LoopContext) -> Decision | None:
             idempotency_key=f"rollback:{ctx.model_name}:{promotion.to_version}",
             from_version=promotion.to_version,
             to_version=promotion.from_version,
-            evidence={"reason": reason, "baseline_roc_auc": baseline, "observed": observed.__dict__},
+            evidence={
+                "reason": reason,
+                "baseline_roc_auc": baseline,
+                "observed": observed.__dict__,
+            },
         )
     )
     if claimed is not None:

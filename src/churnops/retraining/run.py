@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from churnops.retraining.backtest import ReplayedDecision, replay
@@ -26,7 +26,7 @@ class CheckResult:
         return {
             "champion_version": self.champion_version,
             "action": self.policy.action,
-            "triggers": [t.__dict__ for t in self.policy.triggers],
+            "triggers": [asdict(t) for t in self.policy.triggers],
             "blocked_by": self.policy.blocked_by,
             "watching": self.watching,
         }

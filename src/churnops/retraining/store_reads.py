@@ -21,7 +21,9 @@ LABEL_COLUMN = "__label__"
 PROBABILITY_COLUMN = "__probability__"
 
 
-def latest_checks(store: PredictionStore, *, limit: int, since: datetime | None = None) -> list[WindowCheck]:
+def latest_checks(
+    store: PredictionStore, *, limit: int, since: datetime | None = None
+) -> list[WindowCheck]:
     """Stored monitoring checks, newest first."""
     results = store.read_monitoring_results(kind=RESULT_KIND, limit=limit, since=since)
     return [check_from_result(r) for r in results]
@@ -54,7 +56,14 @@ def labelled_rows(
     """Predictions in [since, until) that have a label: features, label (0/1), probability, time."""
     p, f = PREDICTIONS, FEEDBACK
     stmt = (
-        select(p.c.created_at, p.c.customer_id, p.c.model_version, p.c.churn_probability, f.c.label, p.c.features)
+        select(
+            p.c.created_at,
+            p.c.customer_id,
+            p.c.model_version,
+            p.c.churn_probability,
+            f.c.label,
+            p.c.features,
+        )
         .select_from(p.join(f, f.c.prediction_id == p.c.prediction_id))
         .where(p.c.created_at >= to_utc(since), p.c.created_at < to_utc(until))
         .order_by(p.c.created_at, p.c.prediction_id)
@@ -87,9 +96,13 @@ class DecisionHistory:
     used_keys: frozenset[str]  # idempotency keys taken
 
 
-def decision_history(store: PredictionStore, *, model_name: str, since: datetime) -> DecisionHistory:
+def decision_history(
+    store: PredictionStore, *, model_name: str, since: datetime
+) -> DecisionHistory:
     """Retrainings started and idempotency keys taken since `since`."""
-    decisions = read_decisions(store, kind=DECISION_KIND, model_name=model_name, since=since, limit=10_000)
+    decisions = read_decisions(
+        store, kind=DECISION_KIND, model_name=model_name, since=since, limit=10_000
+    )
     started = [d.created_at for d in decisions if d.outcome == "started" and d.created_at]
     keys = frozenset(d.idempotency_key for d in decisions if d.idempotency_key)
     return DecisionHistory(started=started, used_keys=keys)
