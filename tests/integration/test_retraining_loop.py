@@ -30,7 +30,7 @@ from churnops.retraining.challenger import train_on, training_data
 from churnops.retraining.context import loop_context
 from churnops.retraining.gate import GateVerdict
 from churnops.retraining.judge import production_gate
-from churnops.retraining.loop import conclude, run_loop, start
+from churnops.retraining.loop import conclude, start
 from churnops.retraining.policy import ChampionState, forced_trigger
 from churnops.retraining.rollback import watch_rollback
 from churnops.settings import Settings
@@ -76,7 +76,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     settings = loop_settings(tmp_path_factory.mktemp("retraining"))
     client = configure_tracking(settings)
     table, schema = load_training_table(settings.data)
-    run_training(table, schema=schema, settings=settings, client=client, experiment_id=ensure_experiment(client, settings))
+    run_training(
+        table,
+        schema=schema,
+        settings=settings,
+        client=client,
+        experiment_id=ensure_experiment(client, settings),
+    )
     scorer = load_scorer(f"models:/{NAME}@{CHAMPION}")[0]
     now = datetime.now(UTC).replace(microsecond=0)
     flags = []
@@ -87,19 +93,33 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             rows = day_rows(table, day=day, drift=day >= DRIFT_FROM, seed=11)
             window = store_day(store, rows, scorer, start=begin, version="1", model_name=NAME)
             flags.append(
-                record_check(store, window, scorer, end=begin + timedelta(days=1), version="1", model_name=NAME, monitoring=settings.monitoring)
+                record_check(
+                    store,
+                    window,
+                    scorer,
+                    end=begin + timedelta(days=1),
+                    version="1",
+                    model_name=NAME,
+                    monitoring=settings.monitoring,
+                )
             )
     return World(settings, client, now, flags)
 
 
-def test_drift_in_consecutive_windows_fires_one_retraining_and_the_better_challenger_wins(world: World) -> None:
+def test_drift_in_consecutive_windows_fires_one_retraining_and_the_better_challenger_wins(
+    world: World,
+) -> None:
     assert world.drift_flags[:DRIFT_FROM] == [False] * DRIFT_FROM  # the monitor itself sees it
     assert all(world.drift_flags[DRIFT_FROM:])
 
     check = run.check(world.settings, now=world.now)
     assert check.policy.action == "retrain"
     # the concept shift shows in the realised ROC-AUC too; performance is the most urgent
-    assert [t.name for t in check.policy.triggers] == ["performance", "dataset_drift", "prediction_drift"]
+    assert [t.name for t in check.policy.triggers] == [
+        "performance",
+        "dataset_drift",
+        "prediction_drift",
+    ]
     assert not read_started(world)  # --check records nothing
 
     report = run.retrain(world.settings, now=world.now)
@@ -129,7 +149,13 @@ def read_started(world: World) -> list:
 def test_a_second_trigger_inside_the_cooldown_is_skipped_with_its_reason(world: World) -> None:
     with PredictionStore(world.settings.resolved_database_url()) as store:
         for hours in (1, 2):
-            crafted_check(store, end=world.now + timedelta(hours=hours), version="2", model_name=NAME, dataset_drift=True)
+            crafted_check(
+                store,
+                end=world.now + timedelta(hours=hours),
+                version="2",
+                model_name=NAME,
+                dataset_drift=True,
+            )
     report = run.retrain(world.settings, now=world.now + timedelta(hours=3))
     assert report.action == "skipped"
     assert report.message.startswith("cooldown: the last retraining started 3.0 h ago")
@@ -149,7 +175,9 @@ def test_a_challenger_trained_on_shuffled_labels_is_rejected_with_reasons(world:
         assert started is not None
         data = training_data(ctx)
         target = data.schema.target
-        shuffled = data.frame.assign(**{target: np.random.default_rng(0).permutation(data.frame[target].to_numpy())})
+        shuffled = data.frame.assign(
+            **{target: np.random.default_rng(0).permutation(data.frame[target].to_numpy())}
+        )
         challenger = train_on(ctx, replace(data, frame=shuffled))
         verdict = production_gate(ctx, challenger)
         decision = conclude(ctx, started, challenger, verdict)
@@ -171,7 +199,9 @@ def test_a_promoted_champion_that_degrades_is_rolled_back_automatically(world: W
     with PredictionStore(world.settings.resolved_database_url()) as store:
         rows = day_rows(table, day=40, drift=True, seed=11)
         rows["churn"] = np.where(rows["tenure"] > 30, "No", "Yes")  # the concept flips back
-        store_day(store, rows, v2, start=world.now + timedelta(hours=5), version="2", model_name=NAME)
+        store_day(
+            store, rows, v2, start=world.now + timedelta(hours=5), version="2", model_name=NAME
+        )
     report = run.retrain(world.settings, now=world.now + timedelta(days=1, hours=6))
     assert report.action == "rolled_back"
     (rolled,) = report.decisions
@@ -218,13 +248,23 @@ def test_require_approval_holds_the_challenger_and_models_promote_records_who(wo
     with loop_context(settings, now=now) as ctx:
         started = start(ctx, forced_trigger(now, "test"), ChampionState(NAME, "1", None, None))
         assert started is not None
-        held = conclude(ctx, started, challenger, GateVerdict(True, ["passed (forced for the test)"]))  # type: ignore[arg-type]
+        held = conclude(
+            ctx, started, challenger, GateVerdict(True, ["passed (forced for the test)"])
+        )  # type: ignore[arg-type]
     assert held.outcome == "held" and held.evidence["awaiting_approval"] is True
     assert str(alias_version(world.client, NAME, CHAMPION).version) == "1"
 
-    result = CliRunner().invoke(app, ["models", "promote", challenger.version, "--why", "reviewed the card"], env=env_for(world))  # type: ignore[attr-defined]
+    result = CliRunner().invoke(
+        app,
+        ["models", "promote", challenger.version, "--why", "reviewed the card"],
+        env=env_for(world),
+    )  # type: ignore[attr-defined]
     assert result.exit_code == 0, result.output
     (approved,) = [d for d in world.decisions() if d.trigger == "approval"]
-    assert (approved.outcome, approved.trigger, approved.actor) == ("promoted", "approval", getpass.getuser())
+    assert (approved.outcome, approved.trigger, approved.actor) == (
+        "promoted",
+        "approval",
+        getpass.getuser(),
+    )
     assert approved.to_version == challenger.version and approved.from_version == "1"  # type: ignore[attr-defined]
     assert approved.evidence["reasons"] == [f"approved by {getpass.getuser()}: reviewed the card"]

@@ -20,7 +20,9 @@ from tests.support.stores import postgres_schema
 pytestmark = pytest.mark.integration
 
 
-def test_two_concurrent_policy_evaluations_on_postgres_start_one_retraining(trained_model: TrainedModel) -> None:
+def test_two_concurrent_policy_evaluations_on_postgres_start_one_retraining(
+    trained_model: TrainedModel,
+) -> None:
     version = str(trained_model.outcome.version)
     name = trained_model.settings.registry.model_name
     now = datetime.now(UTC).replace(microsecond=0)
@@ -31,7 +33,13 @@ def test_two_concurrent_policy_evaluations_on_postgres_start_one_retraining(trai
         with PredictionStore(url) as store:
             store.create()
             for hours in (2, 1):
-                crafted_check(store, end=now - timedelta(hours=hours), version=version, model_name=name, dataset_drift=True)
+                crafted_check(
+                    store,
+                    end=now - timedelta(hours=hours),
+                    version=version,
+                    model_name=name,
+                    dataset_drift=True,
+                )
         both_evaluated = threading.Barrier(2, timeout=60)
 
         def scheduler(_: int) -> Decision | None:
@@ -48,4 +56,7 @@ def test_two_concurrent_policy_evaluations_on_postgres_start_one_retraining(trai
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert [d.outcome for d in rows] == ["started"]
-    assert rows[0].idempotency_key == f"retrain:{name}:dataset_drift:{(now - timedelta(hours=1)).isoformat()}"
+    assert (
+        rows[0].idempotency_key
+        == f"retrain:{name}:dataset_drift:{(now - timedelta(hours=1)).isoformat()}"
+    )

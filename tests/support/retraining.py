@@ -100,7 +100,9 @@ def record_check(
     monitoring: MonitoringSettings,
 ) -> bool:
     """Run the real monitor over `window` and store its result as `churnops monitor` does."""
-    report, _ = monitor_frame(window, reference_from_scorer(scorer), settings=monitoring, period="day")
+    report, _ = monitor_frame(
+        window, reference_from_scorer(scorer), settings=monitoring, period="day"
+    )
     store.record_monitoring_result(
         kind=RESULT_KIND,
         drift_detected=report.drift_found,
@@ -117,11 +119,18 @@ def crafted_check(
 ) -> None:
     """A stored check with the given headline figures (for policy cases the real monitor need not
     reproduce)."""
-    values: Mapping[str, Any] = {"n_rows": 1000, "dataset_drift": False, "prediction_drift": False} | headline
+    values: Mapping[str, Any] = {
+        "n_rows": 1000,
+        "dataset_drift": False,
+        "prediction_drift": False,
+    } | headline
     store.record_monitoring_result(
         kind=RESULT_KIND,
         drift_detected=bool(values["dataset_drift"]),
-        summary={"summary": dict(values), "run": {"model_name": model_name, "model_version": version}},
+        summary={
+            "summary": dict(values),
+            "run": {"model_name": model_name, "model_version": version},
+        },
         window_start=end - timedelta(days=1),
         window_end=end,
         created_at=end,

@@ -291,3 +291,17 @@ def _outcome(
     )
     outcome.card = model_card(outcome)
     return outcome
+
+
+def training_outcome(
+    run_id: str,
+    version: str,
+    gate: stages.GateResult,
+    selection: stages.Selection,
+    leakage: stages.LeakageCheck,
+    schema: Schema,
+    digest: str,
+    settings: Settings,
+) -> TrainingOutcome:
+    """The outcome and model card of a run composed elsewhere (the training flow's tasks)."""
+    return _outcome(run_id, version, gate, selection, leakage, schema, digest, settings)

@@ -28,23 +28,37 @@ def test_rank_auc_matches_sklearn_with_ties() -> None:
 def test_paired_bootstrap_lower_bound_separates_better_from_equal() -> None:
     mean, lower = paired_bootstrap("roc_auc", Y, NOISE, GOOD, samples=200, confidence=0.95)
     assert mean > 0.3 and lower > 0.25
-    _, lower_same = paired_bootstrap("roc_auc", Y, GOOD, GOOD + RNG.normal(0, 1e-3, len(Y)), samples=200, confidence=0.95)
+    _, lower_same = paired_bootstrap(
+        "roc_auc", Y, GOOD, GOOD + RNG.normal(0, 1e-3, len(Y)), samples=200, confidence=0.95
+    )
     assert lower_same <= 0
 
 
 def test_better_challenger_passes_noise_is_rejected_with_every_reason() -> None:
     settings, business = PromotionGateSettings(bootstrap_samples=100), BusinessSettings()
-    passed = decide([scored(NOISE, GOOD), scored(NOISE, GOOD, "held_out")], settings=settings, business=business, blocking=[])
+    passed = decide(
+        [scored(NOISE, GOOD), scored(NOISE, GOOD, "held_out")],
+        settings=settings,
+        business=business,
+        blocking=[],
+    )
     assert passed.passed and passed.primary == "production"
     rejected = decide([scored(GOOD, NOISE)], settings=settings, business=business, blocking=[])
     assert not rejected.passed
     text = " | ".join(rejected.reasons)
-    assert "not better by 0.002" in text and "paired bootstrap lower bound" in text and "Brier" in text
+    assert (
+        "not better by 0.002" in text and "paired bootstrap lower bound" in text and "Brier" in text
+    )
 
 
 def test_worse_on_the_held_out_split_blocks_even_when_production_wins() -> None:
     settings = PromotionGateSettings(bootstrap_samples=100)
-    verdict = decide([scored(NOISE, GOOD), scored(GOOD, NOISE, "held_out")], settings=settings, business=BusinessSettings(), blocking=[])
+    verdict = decide(
+        [scored(NOISE, GOOD), scored(GOOD, NOISE, "held_out")],
+        settings=settings,
+        business=BusinessSettings(),
+        blocking=[],
+    )
     assert not verdict.passed and verdict.reasons[0].startswith("held_out: roc_auc")
 
 
@@ -72,7 +86,15 @@ def test_blocking_reasons_collect_leakage_schema_and_extra(trained_schema_pair: 
     assert reasons[0] == "leakage flagged: feature x auc 0.99"
     assert any(r.startswith("schema: the challenger needs inputs") for r in reasons)
     assert reasons[-1] == "validation: 3 rows failed"
-    assert blocking_reasons(leakage_flags=["x"], allow_leakage=True, champion_schema=None, challenger_schema=challenger) == []
+    assert (
+        blocking_reasons(
+            leakage_flags=["x"],
+            allow_leakage=True,
+            champion_schema=None,
+            challenger_schema=challenger,
+        )
+        == []
+    )
 
 
 @pytest.fixture
