@@ -44,7 +44,9 @@ def artifacts(key: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_training_monitoring_and_retraining_flows_under_the_test_harness(harness: None, tmp_path: Path) -> None:
+def test_training_monitoring_and_retraining_flows_under_the_test_harness(
+    harness: None, tmp_path: Path
+) -> None:
     from churnops.flows.monitoring import monitoring_flow
     from churnops.flows.retraining import retraining_flow
     from churnops.flows.training import training_flow
@@ -63,7 +65,14 @@ def test_training_monitoring_and_retraining_flows_under_the_test_harness(harness
     with PredictionStore(settings.resolved_database_url()) as store:
         store.create()
         for day in (2, 1):
-            store_day(store, day_rows(table, day=day, drift=False, seed=5), scorer, start=now - timedelta(days=day), version="1", model_name="churn-model")
+            store_day(
+                store,
+                day_rows(table, day=day, drift=False, seed=5),
+                scorer,
+                start=now - timedelta(days=day),
+                version="1",
+                model_name="churn-model",
+            )
     checked = monitoring_flow(config=str(config), window="3d")
     assert checked["result_id"] is not None and checked["rows"]["predictions"] == 1200
     assert artifacts("churnops-monitoring")
@@ -71,7 +80,13 @@ def test_training_monitoring_and_retraining_flows_under_the_test_harness(harness
     after = datetime.now(UTC)  # three drifted checks after the clean one
     with PredictionStore(settings.resolved_database_url()) as store:
         for seconds in (1, 2, 3):
-            crafted_check(store, end=after + timedelta(seconds=seconds), version="1", model_name="churn-model", dataset_drift=True)
+            crafted_check(
+                store,
+                end=after + timedelta(seconds=seconds),
+                version="1",
+                model_name="churn-model",
+                dataset_drift=True,
+            )
     result = retraining_flow(config=str(config))
     # the same table and seed make the same model: no better by the margin, so it stays challenger
     assert result["action"] == "rejected", result
@@ -99,7 +114,19 @@ def test_neither_the_api_nor_churnops_serve_imports_prefect(tmp_path: Path) -> N
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'"
         " or m.startswith('churnops.flows.'))))\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "CHURNOPS_HOME": str(tmp_path), "CHURNOPS_CONFIG": str(tmp_path / "none.yaml")}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CHURNOPS_HOME": str(tmp_path),
+        "CHURNOPS_CONFIG": str(tmp_path / "none.yaml"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

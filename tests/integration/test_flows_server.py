@@ -26,7 +26,9 @@ BIN = Path(sys.executable).parent
 def started(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """A child in its own process group (so its own children stop with it), output to `log`."""
     with log.open("wb") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -56,9 +58,7 @@ def wait_for(check: Any, *, timeout: float, what: str, logs: list[Path]) -> Any:
 @pytest.fixture
 def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CHURNOPS_"))
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CHURNOPS_"))} | {
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
@@ -66,23 +66,41 @@ def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]
     }
     log = tmp_path / "server.log"
     server = started(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+        [
+            str(BIN / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-ui",
+        ],
         env,
         log,
     )
     api = env["PREFECT_API_URL"]
     try:
-        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, timeout=120, what="prefect server", logs=[log])
+        wait_for(
+            lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200,
+            timeout=120,
+            what="prefect server",
+            logs=[log],
+        )
         yield api, env, log
     finally:
         stop(server)
 
 
-def test_flows_serve_registers_scheduled_deployments_and_runs_one(prefect_server: tuple[str, dict[str, str], Path], tmp_path: Path) -> None:
+def test_flows_serve_registers_scheduled_deployments_and_runs_one(
+    prefect_server: tuple[str, dict[str, str], Path], tmp_path: Path
+) -> None:
     api, env, server_log = prefect_server
     config = write_params(tmp_path)
     serve_log = tmp_path / "serve.log"
-    serve = started([str(BIN / "churnops"), "flows", "serve", "--config", str(config)], env, serve_log)
+    serve = started(
+        [str(BIN / "churnops"), "flows", "serve", "--config", str(config)], env, serve_log
+    )
     logs = [server_log, serve_log]
     try:
 
@@ -90,8 +108,13 @@ def test_flows_serve_registers_scheduled_deployments_and_runs_one(prefect_server
             found = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
             return found if len(found) == 3 else None
 
-        by_name = {d["name"]: d for d in wait_for(deployments, timeout=120, what="3 deployments", logs=logs)}
-        crons = {name: [s["schedule"].get("cron") for s in d["schedules"]] for name, d in by_name.items()}
+        by_name = {
+            d["name"]: d
+            for d in wait_for(deployments, timeout=120, what="3 deployments", logs=logs)
+        }
+        crons = {
+            name: [s["schedule"].get("cron") for s in d["schedules"]] for name, d in by_name.items()
+        }
         assert crons == {
             "churnops-monitoring": ["0 * * * *"],
             "churnops-retraining": ["30 3 * * *"],
@@ -99,7 +122,9 @@ def test_flows_serve_registers_scheduled_deployments_and_runs_one(prefect_server
         }
         deployment = by_name["churnops-retraining"]
         assert deployment["parameters"] == {"config": str(config)}
-        run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=5).json()
+        run = httpx.post(
+            f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=5
+        ).json()
 
         def finished() -> dict[str, Any] | None:
             state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()["state"]
