@@ -17,7 +17,7 @@ from rich.table import Table
 
 from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption, settings_for_data
-from churnops.errors import ConfigError
+from churnops.errors import ChurnopsError, ConfigError
 
 if TYPE_CHECKING:
     from churnops.retraining.backtest import ReplayedDecision
@@ -38,7 +38,10 @@ def _since(text: str | None) -> datetime:
 
     if text is None:
         raise ConfigError("--backtest needs --since DATE (e.g. --since 2026-09-01)")
-    return parse_since(text)
+    try:
+        return parse_since(text)
+    except ChurnopsError as exc:
+        raise ConfigError(f"invalid --since: {exc}") from None
 
 
 def retrain_command(
