@@ -246,7 +246,7 @@ def build_loop_store(home: Path, budget: float) -> None:
             times = [begin + timedelta(days=1) * i / 600 for i in range(600)]
             records = [
                 PredictionRecord(
-                    features=f,
+                    features={str(k): v for k, v in f.items()},
                     churn_probability=float(p),
                     will_churn=bool(w),
                     risk_level=str(r),

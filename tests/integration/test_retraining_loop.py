@@ -26,7 +26,7 @@ from churnops.modeling.registry import CHAMPION, alias_version
 from churnops.modeling.tracking import configure_tracking, ensure_experiment
 from churnops.modeling.train import run_training
 from churnops.retraining import run
-from churnops.retraining.challenger import train_on, training_data
+from churnops.retraining.challenger import Challenger, train_on, training_data
 from churnops.retraining.context import loop_context
 from churnops.retraining.gate import GateVerdict
 from churnops.retraining.judge import production_gate
@@ -242,6 +242,7 @@ def env_for(world: World) -> dict[str, str]:
 
 def test_require_approval_holds_the_challenger_and_models_promote_records_who(world: World) -> None:
     challenger = world.state["shuffled"]
+    assert isinstance(challenger, Challenger)
     settings = world.settings.model_copy(deep=True)
     settings.retraining.require_approval = True
     now = world.now + timedelta(days=2)
@@ -250,7 +251,7 @@ def test_require_approval_holds_the_challenger_and_models_promote_records_who(wo
         assert started is not None
         held = conclude(
             ctx, started, challenger, GateVerdict(True, ["passed (forced for the test)"])
-        )  # type: ignore[arg-type]
+        )
     assert held.outcome == "held" and held.evidence["awaiting_approval"] is True
     assert str(alias_version(world.client, NAME, CHAMPION).version) == "1"
 
@@ -258,7 +259,7 @@ def test_require_approval_holds_the_challenger_and_models_promote_records_who(wo
         app,
         ["models", "promote", challenger.version, "--why", "reviewed the card"],
         env=env_for(world),
-    )  # type: ignore[attr-defined]
+    )
     assert result.exit_code == 0, result.output
     (approved,) = [d for d in world.decisions() if d.trigger == "approval"]
     assert (approved.outcome, approved.trigger, approved.actor) == (
@@ -266,5 +267,5 @@ def test_require_approval_holds_the_challenger_and_models_promote_records_who(wo
         "approval",
         getpass.getuser(),
     )
-    assert approved.to_version == challenger.version and approved.from_version == "1"  # type: ignore[attr-defined]
+    assert approved.to_version == challenger.version and approved.from_version == "1"
     assert approved.evidence["reasons"] == [f"approved by {getpass.getuser()}: reviewed the card"]

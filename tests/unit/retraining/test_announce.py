@@ -54,7 +54,7 @@ def test_a_recorded_decision_is_posted_once_and_a_duplicate_not_at_all(
     now = datetime(2026, 12, 1, 3, 30, tzinfo=UTC)
     with PredictionStore(f"sqlite:///{tmp_path / 'p.db'}") as store:
         store.create()
-        ctx = LoopContext(settings, store, client=None, now=now, actor="cron")  # type: ignore[arg-type]
+        ctx = LoopContext(settings, store, client=None, now=now, actor="cron")
         decision = Decision(
             kind="retraining",
             outcome="rejected",

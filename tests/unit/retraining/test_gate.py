@@ -74,7 +74,7 @@ def test_expected_profit_counts_when_business_values_are_set() -> None:
     assert any("expected profit" in r for r in verdict.reasons)
 
 
-def test_blocking_reasons_collect_leakage_schema_and_extra(trained_schema_pair: tuple) -> None:  # type: ignore[type-arg]
+def test_blocking_reasons_collect_leakage_schema_and_extra(trained_schema_pair: tuple) -> None:
     champion, challenger = trained_schema_pair
     reasons = blocking_reasons(
         leakage_flags=["feature x auc 0.99"],
@@ -98,7 +98,7 @@ def test_blocking_reasons_collect_leakage_schema_and_extra(trained_schema_pair: 
 
 
 @pytest.fixture
-def trained_schema_pair() -> tuple:  # type: ignore[type-arg]
+def trained_schema_pair() -> tuple:
     import pandas as pd
 
     from churnops.data.schema import infer_schema

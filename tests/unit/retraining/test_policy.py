@@ -31,7 +31,7 @@ def check(
         dataset_drift=drift,
         model_version=version,
         **values,
-    )  # type: ignore[arg-type]
+    )
 
 
 def inputs(
@@ -41,7 +41,7 @@ def inputs(
     since_days: float = 1,
     labelled: int = 0,
     keys: frozenset[str] = frozenset(),
-) -> PolicyInputs:  # type: ignore[assignment]
+) -> PolicyInputs:
     champion = ChampionState("churn", "3", NOW - timedelta(days=since_days), 5000)
     return PolicyInputs(NOW, champion, checks, list(started), labelled, keys)
 
@@ -112,5 +112,5 @@ def test_guards_cooldown_and_monthly_budget_say_why() -> None:
 def test_a_window_already_acted_on_does_not_fire_again() -> None:
     settings = RetrainingSettings()
     drifted = [check(h, drift=True) for h in (1, 2, 3)]
-    key = evaluate(inputs(drifted), settings).fire.key("churn")  # type: ignore[union-attr]
+    key = evaluate(inputs(drifted), settings).fire.key("churn")
     assert evaluate(inputs(drifted, keys=frozenset({key})), settings).action == "none"
