@@ -10,6 +10,7 @@ The tests tell one story in file order over one module-scoped world (training is
 from __future__ import annotations
 
 import getpass
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,6 +121,10 @@ def test_drift_in_consecutive_windows_fires_one_retraining_and_the_better_challe
         "dataset_drift",
         "prediction_drift",
     ]
+    cli = CliRunner().invoke(app, ["retrain", "--check", "--json"], env=env_for(world))
+    assert cli.exit_code == 0, cli.output
+    shown = json.loads(cli.stdout.strip().splitlines()[-1])
+    assert (shown["action"], shown["champion_version"]) == ("retrain", "1")
     assert not read_started(world)  # --check records nothing
 
     report = run.retrain(world.settings, now=world.now)

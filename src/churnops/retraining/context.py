@@ -56,15 +56,20 @@ class LoopContext:
 
 @contextmanager
 def loop_context(
-    settings: Settings, *, now: datetime | None = None, actor: str | None = None
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    actor: str | None = None,
+    read_only: bool = False,
 ) -> Iterator[LoopContext]:
-    """The store (created when missing: decisions are written) and the registry of `settings`."""
+    """The store and the registry of `settings`; both must exist when `read_only` (a check never
+    creates a store), else a missing prediction store is created (decisions are written)."""
     from churnops.modeling.tracking import configure_tracking
 
-    client = configure_tracking(settings)
+    client = configure_tracking(settings, must_exist=read_only)
     store = PredictionStore(settings.resolved_database_url())
     try:
-        store.open(create=True)
+        store.open(create=not read_only)
         yield LoopContext(settings, store, client, now or datetime.now(UTC), actor or who())
     finally:
         store.close()

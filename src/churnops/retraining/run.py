@@ -34,7 +34,7 @@ class CheckResult:
 
 def check(settings: Settings, *, now: datetime | None = None) -> CheckResult:
     """What the policy says now; nothing is recorded, trained or moved."""
-    with loop_context(settings, now=now) as ctx:
+    with loop_context(settings, now=now, read_only=True) as ctx:
         champion, policy = evaluate_policy(ctx)
         watched = watched_promotion(ctx)
     return CheckResult(champion.version, policy, watched.to_version if watched else None)
@@ -48,6 +48,6 @@ def retrain(settings: Settings, *, force: bool = False, now: datetime | None = N
 
 def backtest(settings: Settings, *, since: datetime) -> list[ReplayedDecision]:
     """The policy replayed over the stored checks since `since`."""
-    with loop_context(settings) as ctx:
+    with loop_context(settings, read_only=True) as ctx:
         checks = latest_checks(ctx.store, limit=BACKTEST_LIMIT, since=since)
     return replay(checks, settings.retraining, model_name=settings.registry.model_name)
