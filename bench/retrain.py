@@ -152,6 +152,7 @@ def measure_inside(home: str) -> dict[str, Any]:
             t0 = time.perf_counter()
             champion, policy = evaluate_policy(ctx)
             ours.append(time.perf_counter() - t0)
+        assert champion.since is not None
         for _ in range(3):
             t0 = time.perf_counter()
             results = ctx.store.read_monitoring_results(
