@@ -60,6 +60,12 @@ def evaluation_sets(
     return [scored("production", window, window[LABEL_COLUMN].to_numpy(), champion, new), held_out]
 
 
+def more_blocking_reasons(ctx: LoopContext, challenger: Challenger) -> list[str]:
+    """Reasons from other checks that must block a promotion (e.g. the data validation result of
+    the challenger's training data): the one place to add them. None today."""
+    return []
+
+
 def production_gate(
     ctx: LoopContext, challenger: Challenger, *, extra_blocking: Sequence[str] = ()
 ) -> GateVerdict:
@@ -76,7 +82,7 @@ def production_gate(
         allow_leakage=settings.training.allow_leakage,
         champion_schema=champion.schema if champion is not None else None,
         challenger_schema=new.schema,
-        extra=extra_blocking,
+        extra=[*extra_blocking, *more_blocking_reasons(ctx, challenger)],
     )
     if champion is None:
         return GateVerdict(not blocking, blocking or ["no champion yet"])
