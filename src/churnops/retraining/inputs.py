@@ -57,7 +57,7 @@ def gather_inputs(
     limit = max(CHECKS_READ, settings.triggers.drift_windows * 4)
     labelled = 0
     if champion.since is not None and settings.triggers.new_labelled_share is not None:
-        labelled = labelled_count(store, model_name=champion.model_name, since=champion.since)
+        labelled = labelled_count(store, since=champion.since)
     return PolicyInputs(
         now=now,
         champion=champion,
