@@ -5,11 +5,9 @@ its own function so the flow can make it a task."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from churnops.retraining.challenger import Challenger, train_on, training_data
 from churnops.retraining.context import KIND, LoopContext
-from churnops.retraining.gate import GateVerdict
 from churnops.retraining.inputs import champion_state, gather_inputs
 from churnops.retraining.policy import (
     ChampionState,
@@ -21,6 +19,10 @@ from churnops.retraining.policy import (
 from churnops.retraining.promotion import promote_challenger
 from churnops.retraining.rollback import BASELINE, watch_rollback
 from churnops.store.decisions import Decision
+
+if TYPE_CHECKING:  # training imports sklearn, optuna and MLflow's model code: only when it trains
+    from churnops.retraining.challenger import Challenger
+    from churnops.retraining.gate import GateVerdict
 
 Action = Literal[
     "none", "skipped", "duplicate", "promoted", "held", "rejected", "rolled_back", "failed"
@@ -148,6 +150,7 @@ def failed(ctx: LoopContext, started: Decision, exc: BaseException) -> Decision 
 
 def retrain_and_gate(ctx: LoopContext, started: Decision) -> Decision:
     """Train on the table + production rows, run the production gate, conclude."""
+    from churnops.retraining.challenger import train_on, training_data
     from churnops.retraining.judge import production_gate
 
     try:

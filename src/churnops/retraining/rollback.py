@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from churnops.retraining.context import KIND, LoopContext
-from churnops.retraining.metrics import roc_auc
 from churnops.retraining.store_reads import (
     LABEL_COLUMN,
     PROBABILITY_COLUMN,
@@ -41,6 +40,8 @@ def rollback_reason(*, baseline: float, observed: Observed, margin: float) -> st
 
 def observed_performance(ctx: LoopContext, *, version: str, since: datetime) -> Observed:
     """The version's realised ROC-AUC on its own labelled traffic; else its latest estimate."""
+    from churnops.retraining.metrics import roc_auc
+
     rows = labelled_rows(
         ctx.store, since=since, until=ctx.now, model_name=ctx.model_name, model_version=version
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -14,6 +14,9 @@ from churnops.retraining.checks import WindowCheck, check_from_result
 from churnops.store.decisions import read_decisions
 from churnops.store.models import to_utc
 from churnops.store.store import FEEDBACK, PREDICTIONS, PredictionStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULT_KIND = "drift"  # monitoring_results.kind written by `churnops monitor`
 DECISION_KIND = "retraining"
@@ -50,6 +53,8 @@ def labelled_rows(
     model_version: str | None = None,
 ) -> pd.DataFrame:
     """Predictions in [since, until) that have a label: features, label (0/1), probability, time."""
+    import pandas as pd
+
     p, f = PREDICTIONS, FEEDBACK
     stmt = (
         select(
