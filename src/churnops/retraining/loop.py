@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from churnops.errors import ChurnopsError, RetrainingError
 from churnops.retraining.context import KIND, LoopContext
 from churnops.retraining.inputs import champion_state, gather_inputs
 from churnops.retraining.policy import (
@@ -158,7 +159,11 @@ def retrain_and_gate(ctx: LoopContext, started: Decision) -> Decision:
         verdict = production_gate(ctx, challenger)
     except Exception as exc:
         failed(ctx, started, exc)
-        raise
+        if isinstance(exc, ChurnopsError):
+            raise
+        raise RetrainingError(
+            f"the retraining ({started.trigger}) failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return conclude(ctx, started, challenger, verdict)
 
 
