@@ -28,10 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Prefect's temporary server and database, its home in a temp folder (set before Prefect
+    reads its settings: nothing is written under ~/.prefect)."""
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_test_harness(server_startup_timeout=120):
         yield
 
