@@ -51,3 +51,7 @@ class RegistryError(ChurnopsError):
 
 class StoreError(ChurnopsError):
     """The prediction store cannot be reached or written."""
+
+
+class RetrainingError(ChurnopsError):
+    """A retraining started but could not finish (recorded as a `failed` decision)."""

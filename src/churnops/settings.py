@@ -150,6 +150,58 @@ class MonitoringSettings(BaseModel):
     reports_dir: str = "reports"
 
 
+class RetrainingTriggers(BaseModel):
+    """When the loop retrains: any one of these holding starts a retraining (guards permitting)."""
+
+    max_champion_age_days: float | None = Field(30.0, gt=0)  # None: age never triggers
+    drift_windows: int = Field(3, ge=1)  # K consecutive checks with dataset drift (hysteresis)
+    prediction_drift: bool = True  # the score distribution drifted in the same K checks
+    performance_drop: float = Field(0.05, gt=0)  # ROC-AUC below training (realised or estimated)
+    new_labelled_share: float | None = Field(0.2, gt=0)  # labelled rows / training rows
+
+
+class RetrainingGuards(BaseModel):
+    """What stops a trigger from starting a retraining."""
+
+    min_rows_per_window: int = Field(200, ge=1)  # smaller checks are not evidence
+    cooldown_hours: float = Field(24.0, ge=0)
+    max_retrains_per_30_days: int = Field(4, ge=1)
+
+
+class PromotionGateSettings(BaseModel):
+    """The production gate: challenger against champion on the same labelled rows."""
+
+    metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
+    margin: float = Field(0.002, ge=0)
+    bootstrap_samples: int = Field(400, ge=50)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)  # lower bound of the paired difference
+    brier_tolerance: float = Field(0.0, ge=0)  # how much worse the Brier score may be
+    min_labelled_rows: int = Field(200, ge=10)  # fewer production labels: held-out split only
+    production_window_days: float = Field(14.0, gt=0)
+
+
+class FlowSchedules(BaseModel):
+    """Cron schedules of `churnops flows serve` (None: that deployment runs only when asked)."""
+
+    monitoring: str | None = "0 * * * *"
+    retraining: str | None = "30 3 * * *"
+    training: str | None = None
+
+
+class RetrainingSettings(BaseModel):
+    """Continuous training: triggers, guards, training data, the production gate, rollback."""
+
+    triggers: RetrainingTriggers = Field(default_factory=RetrainingTriggers)
+    guards: RetrainingGuards = Field(default_factory=RetrainingGuards)
+    gate: PromotionGateSettings = Field(default_factory=PromotionGateSettings)
+    data_window_days: float = Field(90.0, gt=0)  # labelled production rows added to the table
+    require_approval: bool = False  # True: a passing challenger is held for a person
+    rollback_watch_days: float = Field(7.0, ge=0)
+    rollback_margin: float = Field(0.03, gt=0)  # ROC-AUC below the previous champion's
+    rollout: Literal["direct"] = "direct"  # how a promotion reaches traffic
+    schedules: FlowSchedules = Field(default_factory=FlowSchedules)
+
+
 class RecommendationSettings(BaseModel):
     """Texts the app suggests: one list per risk level, and per feature named in the reasons."""
 
@@ -206,6 +258,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     app: AppSettings = Field(default_factory=AppSettings)
 
     @classmethod

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from churnops.cli.console import cli_errors, out_console
+from churnops.cli.console import cli_errors, err_console, out_console
 from churnops.cli.options import ConfigOption
 from churnops.settings import get_settings
 
@@ -85,8 +85,35 @@ def promote_command(
         client, name = _registry(config, model_name)
         from churnops.modeling import registry  # after the cheap checks: it imports MLflow
 
+        before = registry.alias_version(client, name, registry.CHAMPION)
         promoted = registry.promote(client, name=name, version=version, why=why)
         out_console.print(f"{name} v{promoted.version} is now [bold]champion[/]")
+        _record_promotion(config, name, str(promoted.version), before, why)
+
+
+def _record_promotion(
+    config: Path | None, name: str, version: str, before: object | None, why: str
+) -> None:
+    """Who approved, as a decision row in the store (the alias has moved either way)."""
+    from churnops.errors import StoreError
+    from churnops.retraining.approval import record_manual_promotion
+    from churnops.retraining.context import who
+    from churnops.store.store import PredictionStore
+
+    settings = get_settings(config)
+    try:
+        with PredictionStore(settings.resolved_database_url()) as store:
+            store.open(create=True)
+            record_manual_promotion(
+                store,
+                model_name=name,
+                version=version,
+                from_version=str(getattr(before, "version", "")) or None,
+                actor=who(),
+                why=why,
+            )
+    except StoreError as exc:
+        err_console.print(f"[yellow]warning:[/] the promotion was not recorded in the store: {exc}")
 
 
 @app.command("rollback")

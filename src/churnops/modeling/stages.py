@@ -342,3 +342,15 @@ def promotion_gate(
         promote(client, name=model_name, version=version, why=f"training gate: {decision.reason}")
     aliases = sorted(client.get_model_version(model_name, version).aliases)
     return GateResult(decision=decision, champion_before=champion_before, aliases=aliases)
+
+
+def held_for_later(client: MlflowClient, model_name: str, version: str) -> GateResult:
+    """No training gate: the version stays challenger for a gate that runs elsewhere."""
+    current = alias_version(client, model_name, CHAMPION)
+    decision = PromotionDecision(False, "left as challenger for the production gate")
+    aliases = sorted(client.get_model_version(model_name, version).aliases)
+    return GateResult(
+        decision=decision,
+        champion_before=str(current.version) if current is not None else "none",
+        aliases=aliases,
+    )

@@ -127,8 +127,12 @@ def run_training(
     experiment_id: str,
     reporter: Reporter | None = None,
     eda_writer: EdaWriter | None = None,
+    gate: bool = True,
 ) -> TrainingOutcome:
-    """Everything `churnops train` does after the data is loaded and validated."""
+    """Everything `churnops train` does after the data is loaded and validated.
+
+    `gate=False` registers the new version as challenger and leaves the champion alone (the
+    retraining loop judges it on production data instead)."""
     reporter = reporter or SilentReporter()
     started = time.monotonic()
     training, name = settings.training, settings.registry.model_name
@@ -163,17 +167,21 @@ def run_training(
         version = stages.register_model(
             client, name, info.model_uri, run_id=run_id, selection=selection, fingerprint=digest
         )
-        gate = stages.promotion_gate(
-            client,
-            name,
-            version,
-            selection,
-            split,
-            margin=settings.registry.promotion_margin,
-            allow_leakage=training.allow_leakage,
+        result = (
+            stages.promotion_gate(
+                client,
+                name,
+                version,
+                selection,
+                split,
+                margin=settings.registry.promotion_margin,
+                allow_leakage=training.allow_leakage,
+            )
+            if gate
+            else stages.held_for_later(client, name, version)
         )
-        runlog.log_gate(client, run_id, gate)
-        outcome = _outcome(run_id, version, gate, selection, leakage, schema, digest, settings)
+        runlog.log_gate(client, run_id, result)
+        outcome = _outcome(run_id, version, result, selection, leakage, schema, digest, settings)
         outcome.duration_seconds = time.monotonic() - started
         runlog.log_outcome(client, run_id, card=outcome.card, summary=outcome.summary())
         return outcome
@@ -283,3 +291,17 @@ def _outcome(
     )
     outcome.card = model_card(outcome)
     return outcome
+
+
+def training_outcome(
+    run_id: str,
+    version: str,
+    gate: stages.GateResult,
+    selection: stages.Selection,
+    leakage: stages.LeakageCheck,
+    schema: Schema,
+    digest: str,
+    settings: Settings,
+) -> TrainingOutcome:
+    """The outcome and model card of a run composed elsewhere (the training flow's tasks)."""
+    return _outcome(run_id, version, gate, selection, leakage, schema, digest, settings)
