@@ -9,7 +9,7 @@ import typer
 
 from churnops import __version__
 from churnops.cli import app as app_cli
-from churnops.cli import backup, eda, keys, models, monitor, predict, serve, train
+from churnops.cli import backup, eda, keys, lineage, models, monitor, predict, serve, train, verify
 from churnops.cli.console import setup_logging
 from churnops.logformat import LOG_FORMAT_ENV
 
@@ -65,3 +65,5 @@ app.add_typer(keys.app, name="keys")
 app.command("backup")(backup.backup_command)
 app.command("restore")(backup.restore_command)
 app.command("app")(app_cli.app_command)
+app.command("lineage")(lineage.lineage_command)
+app.command("verify")(verify.verify_command)

@@ -201,7 +201,12 @@ def data_sources(
     *, path: str | None, rows: int, data_fingerprint: str, production: ProductionRows | None
 ) -> list[DataSource]:
     """The table (its own fingerprint when it is the whole frame) and any production rows."""
-    uri = redact_url(path) if path and "://" in path else (path or "table")
+    if path and "://" in path:
+        uri = redact_url(path)
+    elif path and Path(path).exists():
+        uri = str(Path(path).resolve())  # verify may run from another folder
+    else:
+        uri = path or "table"
     if production is None:
         return [
             DataSource(

@@ -1,0 +1,283 @@
+"""Lineage and verify as a user runs them: the manifest a training run records, `churnops verify`
+rebuilding a fresh version (and refusing a tampered or missing source), and `churnops lineage`
+tracing stored predictions back through the registry, the training run and the decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from churnops.cli.main import app
+from churnops.datasets import demo_path
+from churnops.modeling import verify
+from churnops.modeling.lineage import DIGEST_TAG, MANIFEST_ARTIFACT, LineageManifest
+from churnops.modeling.registry import promote
+from churnops.store.decisions import Decision, record_decision
+from churnops.store.records import PredictionRecord
+from churnops.store.store import PredictionStore
+from tests.support.models import TrainedModel
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """The environment a CLI call sees: everything under `home`, nothing from the developer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURNOPS_", "MLFLOW_TRACK"))}
+    env.update(
+        CHURNOPS_HOME=str(home),
+        CHURNOPS_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+        CHURNOPS_DATABASE_URL=f"sqlite:///{home / 'predictions.db'}",
+    )
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    unset: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    result = CliRunner().invoke(app, list(args), env={**unset, **env})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def loans(n: int = 1200, seed: int = 5) -> pd.DataFrame:
+    """A credit-default table: no Telco column, target or id."""
+    rng = np.random.default_rng(seed)
+    debt = rng.uniform(0, 1, n)
+    grade = rng.choice(["A", "B", "C"], n)
+    logit = 3 * debt + (grade == "C") * 1.0 - 2.0
+    return pd.DataFrame(
+        {
+            "loan_ref": [f"L{i}" for i in range(n)],
+            "debt_ratio": debt.round(4),
+            "grade": grade,
+            "defaulted": np.where(rng.uniform(size=n) < 1 / (1 + np.exp(-logit)), "yes", "no"),
+        }
+    )
+
+
+@dataclass
+class LoansProject:
+    folder: Path
+    env: dict[str, str]
+    table: Path
+    client: MlflowClient
+    versions: list[str]
+
+
+@pytest.fixture(scope="module")
+def loans_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoansProject]:
+    """Two versions trained by `churnops train` on a generated table given by flags alone."""
+    folder = tmp_path_factory.mktemp("loans")
+    table = folder / "loans.csv"
+    loans().to_csv(table, index=False)
+    (folder / "params.yaml").write_text(
+        "training:\n  budget_minutes: 0.02\n  cv_folds: 3\n"
+        "  candidates: [logistic_regression, lightgbm]\n"
+    )
+    env = cli_env(folder / "home")
+    env["CHURNOPS_CONFIG"] = str(folder / "params.yaml")
+    versions = []
+    for _ in range(2):
+        code, out, err = run_cli(
+            env,
+            "train",
+            "--data",
+            str(table),
+            "--target",
+            "defaulted",
+            "--positive-label",
+            "yes",
+            "--id-column",
+            "loan_ref",
+            "--model-name",
+            "loans",
+            "--json",
+        )
+        assert code == 0, err
+        versions.append(json.loads(out)["version"])
+    uri = env["CHURNOPS_TRACKING_URI"]
+    yield LoansProject(folder, env, table, MlflowClient(uri, uri), versions)
+
+
+def manifest_of(client: MlflowClient, run_id: str) -> LineageManifest:
+    text = client.download_artifacts(run_id, MANIFEST_ARTIFACT)
+    return LineageManifest.from_dict(json.loads(Path(text).read_text()))
+
+
+def test_training_records_the_manifest_on_run_and_version(trained_model: TrainedModel) -> None:
+    outcome, client = trained_model.outcome, trained_model.client
+    manifest = manifest_of(client, outcome.run_id)
+    (source,) = manifest.sources
+    assert source.role == "table" and source.bundled == demo_path().name
+    assert source.fingerprint == manifest.data_fingerprint == outcome.data_fingerprint
+    assert source.rows == manifest.data_rows == len(trained_model.frame)
+    assert manifest.settings["training"]["seed"] == trained_model.settings.training.seed
+    assert manifest.settings["data"]["target"] == "churn"
+    assert re.fullmatch(r"[0-9a-f]{40}", manifest.code["git_commit"]), "an editable checkout"
+    assert isinstance(manifest.code["git_dirty"], bool)
+    assert {"scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "python"} <= set(manifest.libraries)
+    assert set(manifest.seeds.values()) == {trained_model.settings.training.seed}
+    assert set(manifest.tuning) == set(trained_model.settings.training.candidates)
+    for name, record in manifest.tuning.items():
+        candidate = next(c for c in outcome.candidates if c.name == name)
+        assert (record.n_trials, record.truncated) == (candidate.n_trials, candidate.truncated)
+    assert manifest.platform["n_jobs"] == trained_model.settings.training.n_jobs
+    tags = client.get_model_version(outcome.model_name, outcome.version).tags
+    assert tags[DIGEST_TAG] == manifest.digest()
+    assert tags["churnops.lineage.git_commit"] == manifest.code["git_commit"]
+    assert tags["churnops.lineage.manifest"] == f"runs:/{outcome.run_id}/{MANIFEST_ARTIFACT}"
+
+
+def test_verify_reproduces_a_fresh_version_exactly(trained_model: TrainedModel) -> None:
+    """The CI check: a version trained a moment ago rebuilds to the same probabilities (1e-9),
+    even when the time budget truncated its tuning (the recorded trial counts are replayed)."""
+    env = cli_env(Path(trained_model.settings.home))
+    code, out, err = run_cli(env, "verify", trained_model.outcome.version, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["reproduced"] is True and result["first_difference"] is None
+    assert {c["name"] for c in result["checks"]} >= {"winner", "metrics", "probabilities"}
+    assert result["sample_rows"] > 100 and result["max_probability_difference"] <= 1e-9
+    if any(c.truncated for c in trained_model.outcome.candidates):
+        assert any("cut short" in note for note in result["notes"])
+
+
+def test_verify_names_the_first_difference_and_exits_1(
+    trained_model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild that lands elsewhere (here: the threshold moved) is 'not reproduced'."""
+    rebuild = verify.rebuild_selection
+
+    def moved(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        selection, split = rebuild(*args, **kwargs)  # type: ignore[arg-type]
+        winner = dataclasses.replace(selection.winner, threshold=selection.winner.threshold + 0.01)
+        return dataclasses.replace(selection, winner=winner), split
+
+    monkeypatch.setattr(verify, "rebuild_selection", moved)
+    env = cli_env(Path(trained_model.settings.home))
+    code, _, err = run_cli(env, "verify", "champion")
+    assert code == 1
+    assert "not reproduced: threshold: recorded" in " ".join(err.split())
+
+
+def test_verify_another_table_and_refuses_changed_or_missing_sources(
+    loans_project: LoansProject,
+) -> None:
+    env, table, version = loans_project.env, loans_project.table, loans_project.versions[0]
+    code, out, err = run_cli(env, "verify", version, "--model-name", "loans", "--json")
+    assert code == 0, err
+    assert json.loads(out)["reproduced"] is True
+    original = table.read_text()
+    try:
+        table.write_text(original.replace("L7,", "L7x,", 1))  # one id changed
+        code, _, err = run_cli(env, "verify", version, "--model-name", "loans")
+        assert code == 2
+        assert "fingerprint" in err and "changed since training" in err
+        assert len(err.strip().splitlines()) == 1, "one readable line"
+        table.unlink()
+        code, _, err = run_cli(env, "verify", version, "--model-name", "loans")
+        assert code == 2 and "recorded source is missing" in err
+        moved = loans_project.folder / "moved.csv"
+        moved.write_text(original)
+        code, _, err = run_cli(
+            env, "verify", version, "--model-name", "loans", "--data", str(moved)
+        )
+        assert code == 0, err
+    finally:
+        table.write_text(original)
+    code, _, err = run_cli(env, "verify", "99", "--model-name", "loans")
+    assert code == 2 and "no version or alias '99'" in err
+
+
+def test_lineage_traces_predictions_to_alias_run_data_and_decisions(
+    loans_project: LoansProject,
+) -> None:
+    env, client = loans_project.env, loans_project.client
+    v1, v2 = loans_project.versions
+    assert str(client.get_model_version_by_alias("loans", "champion").version) == v1
+    store = PredictionStore(env["CHURNOPS_DATABASE_URL"])
+    store.create()
+    now = datetime.now(UTC)
+
+    def predict(version: str, customer: str, at: datetime) -> str:
+        record = PredictionRecord(
+            features={"debt_ratio": 0.5, "grade": "A"},
+            churn_probability=0.4,
+            will_churn=False,
+            risk_level="medium",
+            model_name="loans",
+            model_version=version,
+            customer_id=customer,
+            created_at=at,
+        )
+        store.write_predictions([record])
+        return record.prediction_id
+
+    by_champion = predict(v1, "L1", now)
+    by_challenger = predict(v2, "L1", now + timedelta(milliseconds=1))
+    time.sleep(1.1)  # the registry records alias moves to the second
+    promote(client, name="loans", version=v2, why="test: canary looked fine")
+    record_decision(
+        store,
+        Decision(kind="promotion", outcome="promoted", model_name="loans", to_version=v2),
+    )
+    after = datetime.now(UTC) + timedelta(seconds=5)
+    by_old_champion = predict(v1, "L2", after)
+    latest_for_l1 = predict(v2, "L1", after)
+
+    def lineage(*args: str) -> dict:
+        code, out, err = run_cli(env, "lineage", *args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    first = lineage(by_champion)
+    assert first["prediction"]["prediction_id"] == by_champion
+    assert first["model"]["version"] == v1 and first["model"]["alias_at_prediction"] == "champion"
+    manifest = manifest_of(client, first["model"]["run_id"])
+    assert first["training_run"]["run_id"] == first["model"]["run_id"]
+    assert first["training_run"]["params"]["winner"] in {"logistic_regression", "lightgbm"}
+    assert first["data"]["fingerprint"] == manifest.data_fingerprint
+    (source,) = first["data"]["sources"]
+    assert source["uri"] == str(loans_project.table.resolve()) and source["rows"] == 1200
+    assert first["code"]["git_commit"] == manifest.code["git_commit"]
+    assert first["model"]["gate"] == "passed"
+
+    assert lineage(by_challenger)["model"]["alias_at_prediction"] == "challenger"
+    old = lineage(by_old_champion)
+    assert old["model"]["alias_at_prediction"] == "none" and old["model"]["aliases_now"] == []
+    latest = lineage("--customer", "L1")
+    assert latest["prediction"]["prediction_id"] == latest_for_l1
+    assert latest["model"]["alias_at_prediction"] == "champion"
+    assert latest["model"]["aliases_now"] == ["challenger", "champion"]
+    assert [d["outcome"] for d in latest["decisions"]] == ["promoted"]
+    assert any(e["action"] == "promoted" for e in latest["registry_events"])
+
+    code, out, err = run_cli(env, "lineage", by_champion)
+    assert code == 0 and "Model version" in out and "alias_at_prediction" in out
+    for args, message in (
+        (["no-such-id"], "no prediction with id 'no-such-id'"),
+        (["--customer", "nobody"], "no prediction for customer 'nobody'"),
+        ([], "give either a PREDICTION_ID or --customer ID"),
+    ):
+        code, _, err = run_cli(env, "lineage", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_and_lineage_need_an_existing_store(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "empty")
+    code, _, err = run_cli(env, "verify", "1")
+    assert code == 2 and "no MLflow tracking store" in err
+    assert not (tmp_path / "empty").exists(), "a read-only command creates nothing"
+    shutil.rmtree(tmp_path / "empty", ignore_errors=True)
