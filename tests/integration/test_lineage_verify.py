@@ -160,8 +160,8 @@ def test_verify_names_the_first_difference_and_exits_1(
     """A rebuild that lands elsewhere (here: the threshold moved) is 'not reproduced'."""
     rebuild = verify.rebuild_selection
 
-    def moved(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        selection, split = rebuild(*args, **kwargs)  # type: ignore[arg-type]
+    def moved(*args, **kwargs):
+        selection, split = rebuild(*args, **kwargs)
         winner = dataclasses.replace(selection.winner, threshold=selection.winner.threshold + 0.01)
         return dataclasses.replace(selection, winner=winner), split
 

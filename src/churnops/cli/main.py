@@ -9,7 +9,21 @@ import typer
 
 from churnops import __version__
 from churnops.cli import app as app_cli
-from churnops.cli import backup, eda, keys, lineage, models, monitor, predict, serve, train, verify
+from churnops.cli import (
+    backup,
+    data,
+    eda,
+    evaluate,
+    export,
+    keys,
+    lineage,
+    models,
+    monitor,
+    predict,
+    serve,
+    train,
+    verify,
+)
 from churnops.cli.console import setup_logging
 from churnops.logformat import LOG_FORMAT_ENV
 
@@ -67,3 +81,6 @@ app.command("restore")(backup.restore_command)
 app.command("app")(app_cli.app_command)
 app.command("lineage")(lineage.lineage_command)
 app.command("verify")(verify.verify_command)
+app.add_typer(data.app, name="data")
+app.command("evaluate")(evaluate.evaluate_command)
+app.add_typer(export.app, name="export")
