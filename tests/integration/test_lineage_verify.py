@@ -281,3 +281,46 @@ def test_verify_and_lineage_need_an_existing_store(tmp_path: Path) -> None:
     assert code == 2 and "no MLflow tracking store" in err
     assert not (tmp_path / "empty").exists(), "a read-only command creates nothing"
     shutil.rmtree(tmp_path / "empty", ignore_errors=True)
+
+
+def test_evaluate_on_the_held_out_split_matches_training(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """The held-out split rebuilt from the manifest is the one training scored: same metrics."""
+    env = cli_env(Path(trained_model.settings.home))
+    out_dir = tmp_path / "evaluation"
+    code, out, err = run_cli(env, "evaluate", "--output-dir", str(out_dir), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    winner = trained_model.outcome.winner
+    assert result["version"] == trained_model.outcome.version
+    assert result["data"] == "held-out split" and result["rows"] == len(winner.test_probability)
+    # Training scored through the classifier's own predict_proba, evaluate through the Scorer
+    # (the served path): they agree to ~1e-8 (docs/architecture.md, flat forests).
+    for name, value in winner.test.items():
+        assert result["metrics"][name] == pytest.approx(value, abs=1e-6), name
+    written = {p.name for p in out_dir.iterdir()}
+    assert written == {
+        "metrics.json",
+        "evaluation.json",
+        "roc.csv",
+        "precision_recall.csv",
+        "roc.png",
+        "precision_recall.png",
+        "confusion_matrix.png",
+    }
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert all(isinstance(v, int | float) for v in metrics.values()), "flat, for dvc metrics"
+    roc = pd.read_csv(out_dir / "roc.csv")
+    assert list(roc.columns) == ["fpr", "tpr"] and roc["tpr"].iloc[-1] == 1.0
+
+    table = tmp_path / "labelled.csv"
+    trained_model.frame.head(400).to_csv(table, index=False)
+    code, out, err = run_cli(
+        env, "evaluate", "1", "--data", str(table), "-o", str(out_dir), "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 400 and json.loads(out)["data"] == str(table)
+    trained_model.frame.head(50).drop(columns=["churn"]).to_csv(table, index=False)
+    code, _, err = run_cli(env, "evaluate", "--data", str(table), "-o", str(out_dir))
+    assert code == 2 and "the target column is missing" in err

@@ -146,7 +146,8 @@ def compare_probabilities(
             Check(
                 "probabilities",
                 False,
-                f"held-out row {index[i]}: registered {recorded[i]!r}, rebuilt {rebuilt[i]!r} "
+                f"held-out row {index[i]}: registered {float(recorded[i])!r}, "
+                f"rebuilt {float(rebuilt[i])!r} "
                 f"({len(bad)} of {len(difference)} rows differ by more than {tolerance:g})",
             ),
             worst,
