@@ -324,3 +324,58 @@ def test_evaluate_on_the_held_out_split_matches_training(
     trained_model.frame.head(50).drop(columns=["churn"]).to_csv(table, index=False)
     code, _, err = run_cli(env, "evaluate", "--data", str(table), "-o", str(out_dir))
     assert code == 2 and "the target column is missing" in err
+
+
+def test_a_retraining_run_records_its_production_window(tmp_path: Path) -> None:
+    """The retraining loop's contract: the table's rows followed by production rows; kept rows
+    make the run verifiable, rows not kept make verify say so (exit 2)."""
+    from churnops.data.fingerprint import fingerprint
+    from churnops.data.schema import infer_schema
+    from churnops.modeling.lineage import ProductionRows
+    from churnops.modeling.tracking import configure_tracking, ensure_experiment
+    from churnops.modeling.train import run_training
+    from tests.support.models import make_settings
+
+    demo = pd.read_csv(demo_path())
+    table, production_rows = demo.iloc[:2400], demo.iloc[2400:3000].reset_index(drop=True)
+    base = tmp_path / "base.csv"
+    table.to_csv(base, index=False)
+    frame = pd.concat([pd.read_csv(base), production_rows], ignore_index=True)
+    settings = make_settings(tmp_path / "home", candidates=["logistic_regression"], cv_folds=3)
+    settings.data.path = str(base)
+    client = configure_tracking(settings)
+    production = ProductionRows(
+        fingerprint=fingerprint(production_rows),
+        rows=len(production_rows),
+        window_start="2026-11-01T00:00:00+00:00",
+        window_end="2026-12-01T00:00:00+00:00",
+        share=len(production_rows) / len(frame),
+    )
+    versions = []
+    for keep in (True, False):
+        outcome = run_training(
+            frame,
+            schema=infer_schema(frame, settings.data),
+            settings=settings,
+            client=client,
+            experiment_id=ensure_experiment(client, settings),
+            production=production,
+            production_frame=production_rows if keep else None,
+        )
+        versions.append(outcome.version)
+        manifest = manifest_of(client, outcome.run_id)
+        table_source, taken = manifest.sources
+        assert (table_source.uri, table_source.rows) == (str(base.resolve()), 2400)
+        assert (taken.role, taken.rows, taken.fingerprint) == (
+            "production",
+            600,
+            production.fingerprint,
+        )
+        assert taken.window_end == "2026-12-01T00:00:00+00:00" and taken.share == 0.2
+        assert (taken.artifact is not None) is keep
+    env = cli_env(tmp_path / "home")
+    code, out, err = run_cli(env, "verify", versions[0], "--json")
+    assert code == 0, err
+    assert json.loads(out)["reproduced"] is True
+    code, _, err = run_cli(env, "verify", versions[1])
+    assert code == 2 and "600 production rows" in err and "not kept" in err

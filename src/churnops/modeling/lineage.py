@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 MANIFEST_ARTIFACT = "lineage/manifest.json"
+PRODUCTION_ROWS_ARTIFACT = "lineage/production_rows.parquet"
 TAG_PREFIX = "churnops.lineage."
 DIGEST_TAG = TAG_PREFIX + "sha256"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]

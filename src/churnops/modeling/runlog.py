@@ -7,6 +7,7 @@ stage can log from any thread or task. Only the model itself goes through MLflow
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 import warnings
@@ -27,7 +28,9 @@ from churnops.data.schema import Schema
 from churnops.modeling import plots
 from churnops.modeling.lineage import (
     MANIFEST_ARTIFACT,
+    PRODUCTION_ROWS_ARTIFACT,
     LineageManifest,
+    ProductionRows,
     code_state,
     library_versions,
 )
@@ -110,6 +113,17 @@ def log_run_inputs(
 def log_lineage(client: MlflowClient, run_id: str, manifest: LineageManifest) -> None:
     """The lineage manifest (`churnops lineage`, `churnops verify` read it back)."""
     client.log_text(run_id, manifest.to_json(), MANIFEST_ARTIFACT)
+
+
+def log_production_rows(
+    client: MlflowClient, run_id: str, production: ProductionRows, rows: pd.DataFrame
+) -> ProductionRows:
+    """Keep a retraining run's production rows with it (Parquet); the same facts, with where."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(PRODUCTION_ROWS_ARTIFACT).name
+        rows.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), str(Path(PRODUCTION_ROWS_ARTIFACT).parent))
+    return dataclasses.replace(production, artifact=PRODUCTION_ROWS_ARTIFACT)
 
 
 def log_eda(

@@ -130,11 +130,13 @@ def run_training(
     reporter: Reporter | None = None,
     eda_writer: EdaWriter | None = None,
     production: ProductionRows | None = None,
+    production_frame: pd.DataFrame | None = None,
 ) -> TrainingOutcome:
     """Everything `churnops train` does after the data is loaded and validated.
 
     `production`: the production rows a retraining run appended to the table (window,
-    fingerprint, share), recorded in the lineage manifest.
+    fingerprint, share), recorded in the lineage manifest; `production_frame`, those rows, kept
+    with the run when given (`churnops verify` cannot rebuild such a run without them).
     """
     reporter = reporter or SilentReporter()
     started = time.monotonic()
@@ -161,6 +163,8 @@ def run_training(
             results, leakage.flags, model_limit=training.leakage_model_auc
         )
         runlog.log_selection(client, run_id, selection, allow_leakage=training.allow_leakage)
+        if production is not None and production_frame is not None:
+            production = runlog.log_production_rows(client, run_id, production, production_frame)
         manifest = lineage.build_manifest(
             frame,
             settings=settings,
