@@ -65,11 +65,12 @@ def lineage_command(
         if (prediction_id is None) == (customer is None):
             raise ConfigError("give either a PREDICTION_ID or --customer ID")
         settings = get_settings(config)
-        from churnops.modeling.tracking import configure_tracking  # heavy: after the checks
-        from churnops.operations.trace import prediction_lineage
+        from churnops.modeling.tracking import configure_tracking
+
+        client = configure_tracking(settings, must_exist=True)  # a missing store: one line
+        from churnops.operations.trace import prediction_lineage  # heavy: after the checks
         from churnops.store.store import PredictionStore
 
-        client = configure_tracking(settings, must_exist=True)
         with PredictionStore(settings.resolved_database_url()) as store:
             store.open(create=False)
             lineage = prediction_lineage(
