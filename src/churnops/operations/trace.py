@@ -204,7 +204,11 @@ def prediction_lineage(
         _decision_dict(d) for d in decisions if number in (d.to_version, d.from_version)
     ]
     if version.run_id:
-        run = client.get_run(version.run_id)
+        try:
+            run = client.get_run(version.run_id)
+        except MlflowException as exc:
+            result.notes.append(f"training run {version.run_id} cannot be read: {exc.message}")
+            return result
         result.training_run = {
             "run_id": version.run_id,
             "experiment_id": run.info.experiment_id,
