@@ -162,8 +162,6 @@ def prediction_lineage(
     """The lineage of one stored prediction (by id, or the customer's latest)."""
     from mlflow.exceptions import MlflowException
 
-    from churnops.modeling.lineage import read_manifest
-
     stored = find_stored(store, prediction_id=prediction_id, customer_id=customer_id)
     name, number = stored.model_name, stored.model_version
     result = PredictionLineage(
@@ -177,7 +175,7 @@ def prediction_lineage(
         result.notes.append(f"the registry has no {name} v{number}: {exc.message}")
         return result
     decisions = read_decisions(store, model_name=name, limit=1000)
-    events = [event for v in all_versions for event in version_events(str(v.version), dict(v.tags))]
+    events = [e for v in all_versions for e in version_events(str(v.version), dict(v.tags))]
     created = {
         str(v.version): datetime.fromtimestamp(v.creation_timestamp / 1000, UTC)
         for v in all_versions
@@ -186,12 +184,9 @@ def prediction_lineage(
     result.model.update(
         {
             "run_id": version.run_id,
-            "registered_at": created[str(version.version)].isoformat(timespec="seconds"),
+            "registered_at": created[number].isoformat(timespec="seconds"),
             "alias_at_prediction": alias_at(
-                number,
-                stored.created_at,
-                moves=champion_moves(events, decisions),
-                created=created,
+                number, stored.created_at, moves=champion_moves(events, decisions), created=created
             ),
             "aliases_now": sorted(a for a, v in aliases_now.items() if str(v) == number),
             "candidate": tags.get("churnops.candidate"),
@@ -204,31 +199,52 @@ def prediction_lineage(
         _decision_dict(d) for d in decisions if number in (d.to_version, d.from_version)
     ]
     if version.run_id:
-        try:
-            run = client.get_run(version.run_id)
-        except MlflowException as exc:
-            result.notes.append(f"training run {version.run_id} cannot be read: {exc.message}")
-            return result
-        result.training_run = {
-            "run_id": version.run_id,
-            "experiment_id": run.info.experiment_id,
-            "started_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(
-                timespec="seconds"
-            ),
-            "status": run.info.status,
-            "metrics": {k: v for k, v in sorted(run.data.metrics.items()) if "." not in k},
-            "params": {
-                k: run.data.params[k]
-                for k in ("winner", "seed", "candidates", "threshold", "calibration")
-                if k in run.data.params
-            },
-        }
+        _add_training_run(result, client, version.run_id)
+    _add_manifest(result, client, name=name, version=number, tags=tags)
+    return result
+
+
+def _add_training_run(result: PredictionLineage, client: MlflowClient, run_id: str) -> None:
+    from mlflow.exceptions import MlflowException
+
     try:
-        manifest = read_manifest(client, name=name, version=number)
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        result.notes.append(f"training run {run_id} cannot be read: {exc.message}")
+        return
+    result.training_run = {
+        "run_id": run_id,
+        "experiment_id": run.info.experiment_id,
+        "started_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(
+            timespec="seconds"
+        ),
+        "status": run.info.status,
+        "metrics": {k: v for k, v in sorted(run.data.metrics.items()) if "." not in k},
+        "params": {
+            k: run.data.params[k]
+            for k in ("winner", "seed", "candidates", "threshold", "calibration")
+            if k in run.data.params
+        },
+    }
+
+
+def _add_manifest(
+    result: PredictionLineage,
+    client: MlflowClient,
+    *,
+    name: str,
+    version: str,
+    tags: dict[str, str],
+) -> None:
+    """The data sources, code and environment from the version's manifest (or why not)."""
+    from churnops.modeling.lineage import read_manifest
+
+    try:
+        manifest = read_manifest(client, name=name, version=version)
     except RegistryError as exc:
         result.notes.append(str(exc))
         result.data = {"fingerprint": tags.get("churnops.data_fingerprint")}
-        return result
+        return
     result.data = {
         "fingerprint": manifest.data_fingerprint,
         "rows": manifest.data_rows,
@@ -237,4 +253,3 @@ def prediction_lineage(
     result.code = {**manifest.code, "libraries": manifest.libraries, "seeds": manifest.seeds}
     if not manifest.repeatable:
         result.notes.append("tuning was cut short by the time budget (churnops verify replays it)")
-    return result
