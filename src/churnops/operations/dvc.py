@@ -23,6 +23,8 @@ EDA_REPORT = f"{REPORTS}/eda.html"
 TRAIN_SUMMARY = f"{REPORTS}/train.json"
 EVALUATION = f"{REPORTS}/evaluation"
 PARAMS_FILE = "params.yaml"
+# Named on every command: the file DVC tracks, whatever CHURNOPS_CONFIG says.
+CONFIG = f"--config {PARAMS_FILE}"
 # params.yaml sections each stage reads (DVC tracks every key below a section).
 DATA_PARAMS = ["data"]
 TRAIN_PARAMS = ["data", "training", "business", "risk_bands", "registry"]
@@ -65,27 +67,28 @@ def pipeline_document(*, data_deps: list[str], code_deps: list[str]) -> dict[str
     return {
         "stages": {
             "validate": {
-                "cmd": f"churnops data check --output {DATA_CHECK}",
+                "cmd": f"churnops data check {CONFIG} --output {DATA_CHECK}",
                 "deps": [*data_deps],
                 "params": DATA_PARAMS,
                 "outs": [{DATA_CHECK: no_cache}],
             },
             "eda": {
-                "cmd": f"churnops eda --output {EDA_REPORT}",
+                "cmd": f"churnops eda {CONFIG} --output {EDA_REPORT}",
                 "deps": [*data_deps, DATA_CHECK],
                 "params": DATA_PARAMS,
                 "outs": [{EDA_REPORT: no_cache}],
             },
             "train": {
                 # The summary names the registered version; the model itself lives in MLflow.
-                "cmd": f"churnops train --json > {TRAIN_SUMMARY}",
+                "cmd": f"churnops train {CONFIG} --json > {TRAIN_SUMMARY}",
                 "deps": [*data_deps, DATA_CHECK, *code_deps],
                 "params": TRAIN_PARAMS,
                 "outs": [{TRAIN_SUMMARY: no_cache}],
             },
             "evaluate": {
                 "cmd": (
-                    f"churnops evaluate --from-summary {TRAIN_SUMMARY} --output-dir {EVALUATION}"
+                    f"churnops evaluate {CONFIG} --from-summary {TRAIN_SUMMARY} "
+                    f"--output-dir {EVALUATION}"
                 ),
                 "deps": [TRAIN_SUMMARY, *code_deps],
                 "outs": [
