@@ -165,6 +165,8 @@ def test_mlflow_run_train_predict_monitor(tmp_path: Path) -> None:
     assert project_run.data.tags.get("mlflow.project.entryPoint") == "train"
     assert project_run.data.params["target"] == "bad", "churnops logged into the project's run"
     assert project_run.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, "lineage")}
+    assert artifacts == {"lineage/manifest.json"}, "the project's run carries the lineage"
 
     scored = tmp_path / "scored.csv"
     predicted = run(

@@ -20,6 +20,7 @@ from churnops.cli import (
     models,
     monitor,
     predict,
+    project,
     serve,
     train,
     verify,
@@ -84,3 +85,9 @@ app.command("verify")(verify.verify_command)
 app.add_typer(data.app, name="data")
 app.command("evaluate")(evaluate.evaluate_command)
 app.add_typer(export.app, name="export")
+app.command(
+    "project",
+    hidden=True,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)(project.project_command)

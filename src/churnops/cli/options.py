@@ -46,16 +46,14 @@ def settings_for_data(
     **overrides: Any,
 ) -> Settings:
     """Settings with the table options (and any other dotted `overrides`) applied and validated,
-    and the table checked to exist before anything heavy is imported. Empty table options count
-    as not given."""
+    and the table checked to exist before anything heavy is imported."""
     settings = get_settings(config, flags=flags, **overrides)
-    # An empty value is "not given": MLflow Projects pass a parameter left at its "" default.
     resolved = resolve_data_settings(
         settings.data,
-        path=data or None,
-        target=target or None,
-        positive_label=positive_label or None,
-        id_column=id_column or None,
+        path=data,
+        target=target,
+        positive_label=positive_label,
+        id_column=id_column,
         exclude=exclude or None,
     )
     settings = apply_overrides(settings, {"data": resolved.model_dump()}, flags=DATA_FLAGS)

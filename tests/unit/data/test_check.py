@@ -73,5 +73,18 @@ def test_cli_writes_json_and_exits_1_on_problems(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and json.loads(ok.stdout)["target"] == "churn"
     missing = CliRunner().invoke(app, ["data", "check", "--data", "nope.csv"])
     assert missing.exit_code == 2 and "input not found: nope.csv" in missing.output
-    empty = CliRunner().invoke(app, ["data", "check", "--data", "", "--target", ""])
-    assert empty.exit_code == 0, "empty options are 'not given': the bundled table"
+    refused = CliRunner().invoke(app, ["data", "check", "--data", "", "--target", ""])
+    assert refused.exit_code == 2, "an empty value is refused, never taken as 'not given'"
+    # ... except through `churnops project`, as the MLproject's entry points call commands.
+    project = CliRunner().invoke(
+        app, ["project", "data", "check", "--data", "", "--target", "", "--json"]
+    )
+    assert project.exit_code == 0, project.output
+    assert json.loads(project.stdout)["target"] == "churn", "the bundled table"
+
+
+def test_project_drops_only_empty_flag_values() -> None:
+    from churnops.cli.project import without_empty_options
+
+    args = ["predict", "in.csv", "--output", "", "--model-uri", "m", "--config", ""]
+    assert without_empty_options(args) == ["predict", "in.csv", "--model-uri", "m"]
