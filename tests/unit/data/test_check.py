@@ -81,10 +81,3 @@ def test_cli_writes_json_and_exits_1_on_problems(tmp_path: Path) -> None:
     )
     assert project.exit_code == 0, project.output
     assert json.loads(project.stdout)["target"] == "churn", "the bundled table"
-
-
-def test_project_drops_only_empty_flag_values() -> None:
-    from churnops.cli.project import without_empty_options
-
-    args = ["predict", "in.csv", "--output", "", "--model-uri", "m", "--config", ""]
-    assert without_empty_options(args) == ["predict", "in.csv", "--model-uri", "m"]
