@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,spark,dashboard,flows
+EXTRAS := dev,spark,dashboard,flows,dvc
 STAMP := $(VENV)/.installed
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -91,7 +91,7 @@ bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --extra dashboard --extra flows \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --extra dashboard --extra flows --extra dvc \
 	  --python-version 3.11 -o constraints.txt -q
 
 clean:

@@ -9,7 +9,24 @@ import typer
 
 from churnops import __version__
 from churnops.cli import app as app_cli
-from churnops.cli import backup, eda, flows, keys, models, monitor, predict, retrain, serve, train
+from churnops.cli import (
+    backup,
+    data,
+    eda,
+    evaluate,
+    export,
+    flows,
+    keys,
+    lineage,
+    models,
+    monitor,
+    predict,
+    project,
+    retrain,
+    serve,
+    train,
+    verify,
+)
 from churnops.cli.console import setup_logging
 from churnops.logformat import LOG_FORMAT_ENV
 
@@ -67,3 +84,14 @@ app.command("restore")(backup.restore_command)
 app.command("app")(app_cli.app_command)
 app.command("retrain")(retrain.retrain_command)
 app.add_typer(flows.app, name="flows")
+app.command("lineage")(lineage.lineage_command)
+app.command("verify")(verify.verify_command)
+app.add_typer(data.app, name="data")
+app.command("evaluate")(evaluate.evaluate_command)
+app.add_typer(export.app, name="export")
+app.command(
+    "project",
+    hidden=True,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)(project.project_command)

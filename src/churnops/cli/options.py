@@ -20,6 +20,9 @@ TargetOption = typer.Option(None, "--target", help="Target column (binary).")
 PositiveOption = typer.Option(None, "--positive-label", help="Target value that counts as churn.")
 IdOption = typer.Option(None, "--id-column", help="Customer id column (never a feature).")
 ExcludeOption = typer.Option(None, "--exclude", help="Column to leave out (repeatable).")
+ModelNameOption = typer.Option(
+    None, "--model-name", help="Registered model name (default registry.model_name)."
+)
 
 
 DATA_FLAGS = {

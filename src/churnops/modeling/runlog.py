@@ -7,14 +7,12 @@ stage can log from any thread or task. Only the model itself goes through MLflow
 
 from __future__ import annotations
 
-import platform
-import subprocess
+import dataclasses
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,14 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from churnops.data.schema import Schema
 from churnops.modeling import plots
+from churnops.modeling.lineage import (
+    MANIFEST_ARTIFACT,
+    PRODUCTION_ROWS_ARTIFACT,
+    LineageManifest,
+    ProductionRows,
+    code_state,
+    library_versions,
+)
 from churnops.modeling.pyfunc import log_churn_model
 from churnops.modeling.stages import (
     CandidateResult,
@@ -55,24 +61,12 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) ->
 
 
 def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    """The commit churnops runs from (as the lineage manifest records it)."""
+    return str(code_state()["git_commit"])
 
 
 def package_versions() -> dict[str, str]:
-    names = ["churnops", "mlflow", "scikit-learn", "xgboost-cpu", "lightgbm", "optuna", "pandas"]
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = package_version(name)
-        except Exception:
-            continue
-    return found
+    return library_versions()
 
 
 def log_run_inputs(
@@ -114,6 +108,22 @@ def log_run_inputs(
     context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), [context])])
     client.log_text(run_id, schema.to_yaml(), "schema.yaml")
+
+
+def log_lineage(client: MlflowClient, run_id: str, manifest: LineageManifest) -> None:
+    """The lineage manifest (`churnops lineage`, `churnops verify` read it back)."""
+    client.log_text(run_id, manifest.to_json(), MANIFEST_ARTIFACT)
+
+
+def log_production_rows(
+    client: MlflowClient, run_id: str, production: ProductionRows, rows: pd.DataFrame
+) -> ProductionRows:
+    """Keep a retraining run's production rows with it (Parquet); the same facts, with where."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(PRODUCTION_ROWS_ARTIFACT).name
+        rows.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), str(Path(PRODUCTION_ROWS_ARTIFACT).parent))
+    return dataclasses.replace(production, artifact=PRODUCTION_ROWS_ARTIFACT)
 
 
 def log_eda(

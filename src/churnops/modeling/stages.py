@@ -26,6 +26,7 @@ from churnops.modeling.calibration import Calibrator, choose_calibration
 from churnops.modeling.candidates import CANDIDATES
 from churnops.modeling.evaluate import classification_metrics, mean_metrics
 from churnops.modeling.leakage import LeakageFlag, feature_leakage, model_leakage
+from churnops.modeling.lineage import TrialRecord
 from churnops.modeling.registry import (
     CHAMPION,
     PromotionDecision,
@@ -137,8 +138,12 @@ def tune_candidate(
     deadline: float,
     trials: TrialLog | None = None,
     on_trial: Callable[[int, float], Any] | None = None,
+    max_trials: int | None = None,
 ) -> CandidateResult:
-    """Tune on CV, calibrate and pick a threshold on out-of-fold scores, refit, score the test split."""
+    """Tune on CV, calibrate and pick a threshold on out-of-fold scores, refit, score the test split.
+
+    `max_trials` replaces the candidate's trial count (a rebuild replays the recorded count).
+    """
     candidate = CANDIDATES[name]
     seed, n_jobs = training.seed, training.n_jobs
     result = tune(
@@ -151,6 +156,7 @@ def tune_candidate(
         experiment_id=trials.experiment_id if trials else None,
         parent_run_id=trials.parent_run_id if trials else None,
         on_trial=on_trial,
+        max_trials=max_trials,
     )
     calibration = choose_calibration(result.oof, split.y_train, folds=len(folds), seed=seed)
     calibrated_oof = calibration.calibrator.apply(result.oof)
@@ -193,6 +199,16 @@ class Selection:
     winner: CandidateResult
     candidates: list[CandidateResult]
     leakage_flags: list[LeakageFlag]  # the features' first, then the models'
+
+
+def trial_records(results: Sequence[CandidateResult]) -> dict[str, TrialRecord]:
+    """How far each candidate's tuning went, for the lineage manifest."""
+    return {
+        r.name: TrialRecord(
+            n_trials=r.n_trials, max_trials=CANDIDATES[r.name].max_trials, truncated=r.truncated
+        )
+        for r in results
+    }
 
 
 def select_winner(
@@ -266,10 +282,13 @@ def register_model(
     run_id: str,
     selection: Selection,
     fingerprint: str,
+    lineage_tags: dict[str, str] | None = None,
 ) -> str:
-    """A new registered version (alias `challenger`) tagged with what it is; returns the version."""
+    """A new registered version (alias `challenger`) tagged with what it is and where it came
+    from (`lineage_tags`, `modeling.lineage.version_tags`); returns the version."""
     winner = selection.winner
     tags = {
+        **(lineage_tags or {}),
         "churnops.candidate": winner.name,
         "churnops.cv_roc_auc": f"{winner.cv['roc_auc']:.6f}",
         "churnops.test_roc_auc": f"{winner.test['roc_auc']:.6f}",

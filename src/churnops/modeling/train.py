@@ -17,9 +17,10 @@ from mlflow.tracking import MlflowClient
 
 from churnops.data.fingerprint import fingerprint
 from churnops.data.schema import Schema
-from churnops.modeling import runlog, stages
+from churnops.modeling import lineage, runlog, stages
 from churnops.modeling.candidates import CANDIDATES
 from churnops.modeling.leakage import LeakageFlag
+from churnops.modeling.lineage import ProductionRows
 from churnops.modeling.registry import CHALLENGER
 from churnops.modeling.runlog import EdaWriter
 from churnops.modeling.stages import CandidateResult
@@ -29,6 +30,7 @@ from churnops.settings import Settings
 __all__ = [
     "CandidateResult",
     "EdaWriter",
+    "ProductionRows",
     "Reporter",
     "SilentReporter",
     "TrainingOutcome",
@@ -128,11 +130,17 @@ def run_training(
     reporter: Reporter | None = None,
     eda_writer: EdaWriter | None = None,
     gate: bool = True,
+    production: ProductionRows | None = None,
+    production_frame: pd.DataFrame | None = None,
 ) -> TrainingOutcome:
     """Everything `churnops train` does after the data is loaded and validated.
 
     `gate=False` registers the new version as challenger and leaves the champion alone (the
-    retraining loop judges it on production data instead)."""
+    retraining loop judges it on production data instead). `production`: the production rows a
+    retraining run appended to the table (window, fingerprint, share), recorded in the lineage
+    manifest; `production_frame`, those rows, kept with the run when given (`churnops verify`
+    cannot rebuild such a run without them).
+    """
     reporter = reporter or SilentReporter()
     started = time.monotonic()
     training, name = settings.training, settings.registry.model_name
@@ -140,6 +148,8 @@ def run_training(
     split = stages.split_data(frame, schema, test_size=training.test_size, seed=training.seed)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}") as run:
         run_id = run.info.run_id
+        # Under `mlflow run` the run is the project's, in its experiment: trials go beside it.
+        experiment_id = run.info.experiment_id
         _log_inputs(client, run_id, frame, schema, settings, digest, reporter, eda_writer)
 
         reporter.stage("Leakage check")
@@ -156,6 +166,16 @@ def run_training(
             results, leakage.flags, model_limit=training.leakage_model_auc
         )
         runlog.log_selection(client, run_id, selection, allow_leakage=training.allow_leakage)
+        if production is not None and production_frame is not None:
+            production = runlog.log_production_rows(client, run_id, production, production_frame)
+        manifest = lineage.build_manifest(
+            frame,
+            settings=settings,
+            data_fingerprint=digest,
+            production=production,
+            tuning=stages.trial_records(results),
+        )
+        runlog.log_lineage(client, run_id, manifest)
 
         reporter.stage("Packaging the model")
         packaged = stages.package_bundle(
@@ -165,7 +185,13 @@ def run_training(
 
         reporter.stage("Registering")
         version = stages.register_model(
-            client, name, info.model_uri, run_id=run_id, selection=selection, fingerprint=digest
+            client,
+            name,
+            info.model_uri,
+            run_id=run_id,
+            selection=selection,
+            fingerprint=digest,
+            lineage_tags=lineage.version_tags(manifest, run_id=run_id),
         )
         result = (
             stages.promotion_gate(

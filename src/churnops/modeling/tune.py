@@ -124,15 +124,17 @@ def tune(
     experiment_id: str | None = None,
     parent_run_id: str | None = None,
     on_trial: Callable[[int, float], Any] | None = None,
+    max_trials: int | None = None,
 ) -> TuningResult:
-    """Defaults first, then TPE suggestions, up to `max_trials` or the `deadline` (monotonic)."""
+    """Defaults first, then TPE suggestions, up to `max_trials` (the candidate's own count unless
+    given: `churnops verify` replays a truncated run's count) or the `deadline` (monotonic)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial(candidate.defaults)
     best: tuple[float, Params, np.ndarray, list[float]] | None = None
     truncated = False
     n_trials = 0
-    for number in range(candidate.max_trials):
+    for number in range(candidate.max_trials if max_trials is None else max_trials):
         if number > 0 and time.monotonic() > deadline:
             truncated = True
             break

@@ -10,42 +10,16 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
+# Re-exported: the backup code and its tests import them from here.
+from churnops.redact import REDACTED as REDACTED
+from churnops.redact import redact_url as redact_url
+
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-REDACTED = "***"
-_SECRET_QUERY_KEYS = ("password", "passwd", "pass", "secret", "token", "key")
 _CHUNK = 1024 * 1024
-
-
-def redact_url(url: str) -> str:
-    """`url` with the password of its user part and secret-looking query values replaced."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":" + REDACTED
-        netloc = f"{userinfo}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [
-                (key, REDACTED if any(s in key.lower() for s in _SECRET_QUERY_KEYS) else value)
-                for key, value in pairs
-            ],
-            safe="*/=-",
-        )
-    # Swap the parts in place: urlunsplit would also "normalise" sqlite:////abs/path.
-    if netloc != parts.netloc:
-        url = url.replace(f"//{parts.netloc}", f"//{netloc}", 1)
-    if query != parts.query:
-        url = url.replace(f"?{parts.query}", f"?{query}", 1)
-    return url
 
 
 def sha256_file(path: Path) -> str:
