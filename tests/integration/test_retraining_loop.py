@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from churnops.cli.main import app
 from churnops.data.load import load_training_table
+from churnops.modeling.lineage import read_manifest
 from churnops.modeling.pyfunc import load_scorer
 from churnops.modeling.registry import CHAMPION, alias_version
 from churnops.modeling.tracking import configure_tracking, ensure_experiment
@@ -141,6 +142,12 @@ def test_drift_in_consecutive_windows_fires_one_retraining_and_the_better_challe
     assert data["rows"]["production"] == 6 * 300  # labelled days 0-5; the last 2 judge
     assert 0 < data["shares"]["production"] < 1
     assert str(alias_version(world.client, NAME, CHAMPION).version) == "2"
+    # The new version's lineage names both sources; the production rows are kept for verify.
+    manifest = read_manifest(world.client, name=NAME, version="2")
+    roles = {source.role: source for source in manifest.sources}
+    assert roles["production"].rows == 6 * 300 and roles["production"].artifact
+    assert roles["production"].window_end == data["production_window"][1]
+    assert roles["table"].rows + roles["production"].rows == manifest.data_rows
 
     again = run.retrain(world.settings, now=world.now + timedelta(minutes=5))
     assert again.action == "none"  # v1's windows were acted on; v2 has no checks yet

@@ -47,6 +47,8 @@ def train_on(ctx: LoopContext, data: TrainingData) -> Challenger:
         client=ctx.client,
         experiment_id=experiment_id,
         gate=False,
+        production=data.production_rows(),
+        production_frame=data.production,  # kept with the run, so `churnops verify` can rebuild it
     )
     ctx.client.set_tag(outcome.run_id, "churnops.kind", "retraining")
     ctx.client.log_dict(outcome.run_id, data.evidence(), "retraining/data.json")

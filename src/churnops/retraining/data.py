@@ -15,6 +15,7 @@ import pandas as pd
 from churnops.data.fingerprint import fingerprint
 from churnops.data.schema import Schema, infer_schema
 from churnops.data.validate import validate_training_frame
+from churnops.modeling.lineage import ProductionRows
 from churnops.retraining.store_reads import LABEL_COLUMN, labelled_rows
 from churnops.settings import DataSettings, RetrainingSettings
 from churnops.store.store import PredictionStore
@@ -29,6 +30,19 @@ class TrainingData:
     fingerprint: str
     rows: dict[str, int]  # per source
     window: tuple[datetime, datetime]  # production rows taken from [start, end)
+    production: pd.DataFrame  # the frame's last rows: the production part, as trained on
+
+    def production_rows(self) -> ProductionRows | None:
+        """What the lineage manifest records of the production part (None when there is none)."""
+        if self.production.empty:
+            return None
+        return ProductionRows(
+            fingerprint=fingerprint(self.production),
+            rows=len(self.production),
+            window_start=self.window[0].isoformat(timespec="seconds"),
+            window_end=self.window[1].isoformat(timespec="seconds"),
+            share=self.shares[PRODUCTION],
+        )
 
     @property
     def shares(self) -> dict[str, float]:
@@ -101,4 +115,5 @@ def build_training_data(
         fingerprint=fingerprint(frame),
         rows={TABLE: len(table), PRODUCTION: len(production)},
         window=(start, end),
+        production=frame.iloc[len(table) :].reset_index(drop=True),
     )
