@@ -95,6 +95,67 @@ class TrainingSettings(BaseModel):
     allow_leakage: bool = False
 
 
+CheckName = Literal[
+    "segment_regression", "fairness", "invariance", "direction", "robustness", "edge_cases"
+]
+ALL_CHECKS: tuple[CheckName, ...] = (
+    "segment_regression",
+    "fairness",
+    "invariance",
+    "direction",
+    "robustness",
+    "edge_cases",
+)
+
+
+class FairnessLimits(BaseModel):
+    """Largest gap between groups of a sensitive column (Fairlearn's definitions)."""
+
+    demographic_parity_difference: float = Field(0.1, gt=0.0, le=1.0)
+    equalized_odds_difference: float = Field(0.1, gt=0.0, le=1.0)
+
+
+class DirectionExpectation(BaseModel):
+    """How churn risk may move along a column: `order` lists a category's values in order
+    (None: a numeric column, ordered by value); `risk` is the only direction allowed."""
+
+    column: str = Field(min_length=1)
+    risk: Literal["increasing", "decreasing"]
+    order: list[str | int | float] | None = None
+
+    @model_validator(mode="after")
+    def _order_has_two(self) -> DirectionExpectation:
+        if self.order is not None and len(self.order) < 2:
+            raise ValueError(f"direction of {self.column!r}: order needs at least 2 values")
+        return self
+
+
+class ValidationSettings(BaseModel):
+    """Checks run on every trained model before the promotion gate (docs/validation.md)."""
+
+    enabled: bool = True
+    min_segment_size: int = Field(100, ge=1)  # smaller segments and groups are not judged
+    min_class_rows: int = Field(10, ge=1)  # ROC-AUC needs this many churners and stayers
+    numeric_bins: int = Field(4, ge=2, le=20)  # quantile bins of each numeric feature
+    weakest: int = Field(5, ge=0)  # how many of the weakest segments to list
+    segment_margin: float = Field(0.05, ge=0.0, le=1.0)  # ROC-AUC drop vs the champion
+    sensitive_columns: list[str] = Field(default_factory=list)
+    fairness: FairnessLimits = Field(default_factory=FairnessLimits)
+    fairness_by_column: dict[str, FairnessLimits] = Field(default_factory=dict)
+    invariant_columns: list[str] = Field(default_factory=list)  # the id column always is
+    directions: list[DirectionExpectation] = Field(default_factory=list)
+    direction_tolerance: float = Field(0.05, ge=0.0, le=1.0)  # mean-probability step allowed
+    direction_grid: int = Field(10, ge=2, le=50)  # quantile points of a numeric column
+    robustness_noise: float = Field(0.05, ge=0.0)  # Gaussian noise, in column standard deviations
+    robustness_limit: float = Field(0.05, gt=0.0, le=1.0)  # mean |probability change| allowed
+    blocking: list[CheckName] = Field(default_factory=lambda: list(ALL_CHECKS))
+    allow: list[CheckName] = Field(default_factory=list)  # failures that may still promote
+
+    def has_columns(self) -> bool:
+        """True when any column-level setting is configured (else a table's own may apply)."""
+        return bool(self.sensitive_columns or self.invariant_columns or self.directions)
+
+
 class RegistrySettings(BaseModel):
     model_name: str = Field("churn-model", min_length=1)
     promotion_metric: str = "test_roc_auc"
@@ -259,6 +320,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     app: AppSettings = Field(default_factory=AppSettings)
 
     @classmethod
@@ -437,11 +499,21 @@ def _merged(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _prefixes(loc: tuple[Any, ...]) -> list[str]:
+    """`a.b.0` -> `a.b.0`, `a.b`, `a`: the longest first."""
+    parts = [str(p) for p in loc]
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
 def _config_error(exc: Any, flags: Mapping[str, str]) -> ConfigError:
     """The first problem as one line, named by its CLI flag when it came from one."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    flag = flags.get(where)
+    # A list item's error is located below the list (`validation.allow.0`): name the list's flag.
+    flag = next(
+        (flags[k] for k in _prefixes(first["loc"]) if k in flags),
+        None,
+    )
     if flag is None:
         return ConfigError(f"invalid setting {where}: {first['msg']}")
     return ConfigError(f"invalid {flag} {first['input']!r}: {first['msg']} ({where})")

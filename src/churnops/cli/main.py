@@ -25,6 +25,7 @@ from churnops.cli import (
     retrain,
     serve,
     train,
+    validate,
     verify,
 )
 from churnops.cli.console import setup_logging
@@ -76,6 +77,7 @@ app.command("train")(train.train_command)
 app.command("eda")(eda.eda_command)
 app.command("predict")(predict.predict_command)
 app.command("monitor")(monitor.monitor_command)
+app.command("validate")(validate.validate_command)
 app.add_typer(models.app, name="models")
 app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")

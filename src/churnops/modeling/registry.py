@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -123,16 +124,24 @@ def promotion_decision(
     leakage_flags: list[str],
     allow_leakage: bool,
     metric: str = "test_roc_auc",
+    validation_failures: Sequence[str] = (),
+    validation_allowed: Sequence[str] = (),
 ) -> PromotionDecision:
-    """The gate: no leakage (unless allowed), and no champion yet or better by `margin`."""
+    """The gate: no leakage (unless allowed), no blocking validation failure (those allowed are
+    named in the reason), and no champion yet or better by `margin`."""
     if leakage_flags and not allow_leakage:
         return PromotionDecision(False, f"leakage flagged: {'; '.join(leakage_flags)}")
+    if validation_failures:
+        return PromotionDecision(False, f"validation failed: {'; '.join(validation_failures)}")
+    allowed = f" (validation failures allowed: {'; '.join(validation_allowed)})"
+    allowed = allowed if validation_allowed else ""
     if champion_score is None:
-        return PromotionDecision(True, "no champion yet")
+        return PromotionDecision(True, "no champion yet" + allowed)
     if candidate_score >= champion_score + margin:
         return PromotionDecision(
             True,
-            f"{metric} {candidate_score:.4f} beats champion {champion_score:.4f} by >= {margin}",
+            f"{metric} {candidate_score:.4f} beats champion {champion_score:.4f} by >= {margin}"
+            + allowed,
         )
     return PromotionDecision(
         False,
@@ -203,6 +212,17 @@ def record_decision(
         name, version, "churnops.gate", "passed" if decision.promote else "held"
     )
     client.set_model_version_tag(name, version, "churnops.gate_reason", decision.reason)
+
+
+def record_validation(
+    client: MlflowClient, *, name: str, version: str, status: str, allowed: Sequence[str]
+) -> None:
+    """The version's validation verdict (passed, failed, overridden) and the failures allowed."""
+    client.set_model_version_tag(name, version, "churnops.validation", status)
+    if allowed:
+        client.set_model_version_tag(
+            name, version, "churnops.validation_allowed", "; ".join(allowed)
+        )
 
 
 def _float(tags: dict[str, Any], key: str) -> float | None:
