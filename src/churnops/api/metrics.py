@@ -261,13 +261,13 @@ class ApiMetrics:
         self.tally = Tally()
         self.share = share
         self.model: dict[str, Any] | None = None
+        self.deployment: dict[str, Any] | None = None
         self._store_state: Callable[[], WriterState | None] = lambda: None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_TallyCollector(self))
         for level in RISK_LEVELS:  # every level shows from the start, at 0
             self.tally.add("churnops_predictions", (level,), 0.0)
         self.monitoring: Any = None
-        self.deployment: dict[str, Any] | None = None
 
     # -- updates (hot path) ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -76,6 +77,7 @@ class Faults:
     champion_errors: int = 0
     same_score_run: int = 0
     last_score: float | None = None
+    last_witness: Any = None
     reason: str | None = None  # set once the fault limit is reached: roll back
     pending: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,6 +100,7 @@ class ShadowJob:
     prediction_ids: list[str]
     created_at: str
     submitted: float  # perf_counter when the answer was ready
+    champion_probability: float | None = None  # of the last record (for the constant check)
 
 
 class Rollout:
@@ -154,19 +157,26 @@ class Rollout:
             logger.error("challenger fault limit reached: %s", reason)
             self.route = Route(policy=self.route.policy)  # every request to the champion now
 
-    def check_score(self, probability: float) -> None:
-        """A challenger that keeps returning one score is degenerate (rolled back)."""
+    def check_score(self, probability: float, witness: Any) -> None:
+        """A challenger that gives one score to different inputs is degenerate (rolled back).
+
+        `witness` stands for the input (the champion's score of it, or its values): the run of
+        equal scores grows only when it changes, so one customer asking twice proves nothing.
+        """
         faults = self.faults
-        if probability == faults.last_score:
-            faults.same_score_run += 1
-            if faults.same_score_run + 1 >= self.limits.constant_after and faults.reason is None:
-                self.fault(
-                    "constant",
-                    f"challenger returned the constant score {probability} for {faults.same_score_run + 1} requests in a row",
-                )
-        else:
+        if probability != faults.last_score:
             faults.last_score = probability
             faults.same_score_run = 0
+        elif witness != faults.last_witness:
+            faults.same_score_run += 1
+            run = faults.same_score_run + 1
+            if run >= self.limits.constant_after and faults.reason is None:
+                self.fault(
+                    "constant",
+                    f"challenger returned the constant score {probability} for {run} "
+                    "different requests in a row",
+                )
+        faults.last_witness = witness
 
     def shadow(self, job: ShadowJob) -> None:
         """Queue records for the challenger; handed to the shadow thread once this loop turn is
@@ -254,8 +264,9 @@ class Rollout:
                 "timeouts",
                 f"challenger took {1000 * (finished - started):.0f} ms, over the {1000 * route.timeout:.0f} ms bound",
             )
+        champion = jobs[-1].champion_probability
         for score in scored[-1:]:
-            self.check_score(score.probability)
+            self.check_score(score.probability, champion)
         if rows:
             self.metrics.observe_variant(
                 "shadow", [r["risk_level"] for r in rows], finished - started
@@ -431,6 +442,7 @@ class Rollout:
         return {
             "policy": None if self.policy is None else self.policy.to_json_dict(),
             "worker": {
+                "pid": os.getpid(),
                 "mode": route.mode,
                 "challenger_version": None
                 if route.challenger is None

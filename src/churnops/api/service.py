@@ -31,6 +31,14 @@ from churnops.store.writer import is_outage
 INLINE_ROWS = 256  # up to here scoring takes ~2 ms: a thread hop would cost more than it saves
 
 
+def _witness(record: dict[str, Any]) -> int | None:
+    """Stands for a record's values (the challenger's constant-score check)."""
+    try:
+        return hash(tuple(record.values()))
+    except TypeError:
+        return None
+
+
 def _score(
     service: ServiceState,
     model: LoadedModel,
@@ -49,7 +57,7 @@ def _score(
         else:
             elapsed = time.perf_counter() - started
             if scored:
-                service.rollout.check_score(scored[-1].probability)
+                service.rollout.check_score(scored[-1].probability, _witness(records[-1]))
             service.metrics.observe_variant("challenger", [s.risk_level for s in scored], elapsed)
             return scored, challenger, "challenger", int(elapsed * 1e6 / max(1, len(records)))
         started = time.perf_counter()
@@ -163,7 +171,14 @@ def score_records(
     )
     sampled = route.sample_rate >= 1.0 or random.random() < route.sample_rate
     if route.mode == "shadow" and route.challenger is not None and sampled:
-        job = ShadowJob(route.challenger, records, prediction_ids, created_at, time.perf_counter())
+        job = ShadowJob(
+            route.challenger,
+            records,
+            prediction_ids,
+            created_at,
+            time.perf_counter(),
+            probabilities[-1] if probabilities else None,
+        )
         service.rollout.shadow(job)
     return results, probabilities
 
