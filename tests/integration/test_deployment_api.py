@@ -19,7 +19,6 @@ from sqlalchemy import text
 from churnops.api.app import create_app
 from churnops.deployment import controller
 from churnops.deployment.routing import routes_to_challenger
-from churnops.modeling.pyfunc import load_scorer
 from churnops.settings import Settings
 from churnops.store import PredictionStore, read_decisions
 from churnops.store.deployment import read_policy
@@ -190,7 +189,7 @@ def test_canary_routes_each_customer_by_their_bucket_and_stores_the_variant(
     with TestClient(_app(settings, real_scorer, "shifted")) as client:
         policy = _start(settings, "canary", weight=50.0, steps=[50.0, 100.0])
         assert wait_for(lambda: _following(client, "canary"), timeout=10)
-        served = {}
+        served: dict[str, set[str]] = {}
         for i in range(200):
             for _ in range(2):  # sticky: the same customer twice, the same variant
                 body = {**record, id_column: f"c-{i}"}
@@ -248,12 +247,12 @@ def test_blue_green_switch_and_back_under_load_fails_nothing_and_stores_what_it_
         _flushed(client)
     assert failures == []
     assert served["1"] > 0 and served[CHALLENGER] > 0
-    stored = dict(
-        ((variant, version), n)
+    stored = {
+        (variant, version): n
         for variant, version, n in _query(
             settings, "select variant, model_version, count(*) from predictions group by 1, 2"
         )
-    )
+    }
     assert stored == {
         ("champion", "1"): served["1"],
         ("challenger", CHALLENGER): served[CHALLENGER],

@@ -33,7 +33,7 @@ def test_compare_and_set_lets_one_of_two_writers_win(store: PredictionStore) -> 
     a = save_policy(store, saved.changed(weight=25.0), expected_revision=1)
     b = save_policy(store, saved.changed(weight=50.0), expected_revision=1)
     assert a is not None and b is None
-    assert read_policy(store, "m").weight == 25.0  # type: ignore[union-attr]
+    assert read_policy(store, "m").weight == 25.0
 
 
 def test_counters_add_up_and_survive_a_policy_change(store: PredictionStore) -> None:
@@ -48,7 +48,7 @@ def test_counters_add_up_and_survive_a_policy_change(store: PredictionStore) -> 
     stepped = save_policy(store, saved.changed(weight=25.0), expected_revision=1)
     assert stepped is not None and stepped.challenger_errors == 6
     add_counters(store, model_name="m", deployment_id="another", counts={"challenger_errors": 5})
-    assert read_policy(store, "m").challenger_errors == 6  # type: ignore[union-attr]
+    assert read_policy(store, "m").challenger_errors == 6
 
 
 def test_start_refuses_a_second_deployment_and_rollback_is_recorded(store: PredictionStore) -> None:
@@ -57,7 +57,7 @@ def test_start_refuses_a_second_deployment_and_rollback_is_recorded(store: Predi
         controller.start(store, _policy("shadow"))
     events: list[dict[str, object]] = []
     controller.rollback(store, model_name="m", reason="latency", notify=events.append)
-    assert read_policy(store, "m").mode == "none"  # type: ignore[union-attr]
+    assert read_policy(store, "m").mode == "none"
     decisions = read_decisions(store, kind="deployment")
     assert [d.outcome for d in decisions] == ["rolled_back", "started"]
     assert decisions[0].evidence["reason"] == "latency"
