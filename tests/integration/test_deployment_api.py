@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,21 @@ class Faulty:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    def score_records(self, records: Any, *, reasons: bool = True) -> Any:
+        import numpy as np
+
+        if self.kind == "raises":
+            raise RuntimeError("challenger exploded")
+        if self.kind == "sleeps":
+            time.sleep(0.3)
+        scores = self._inner.score_records(records, reasons=reasons)
+        n = len(scores.probability)
+        if self.kind == "constant":
+            return replace(scores, probability=np.full(n, 0.42), will_churn=np.zeros(n, bool))
+        if self.kind == "shifted":
+            return replace(scores, probability=np.minimum(1.0, scores.probability * 0.9))
+        return scores
 
     def score_rows(self, records: Any) -> Any:
         if self.kind == "raises":
@@ -166,8 +182,13 @@ def test_a_faulty_shadow_never_touches_the_answer_and_is_rolled_back(
             assert answer.json()["model_version"] == "1"
             time.sleep(0.01)
         assert slowest < 0.1  # the 300 ms sleeper never delays an answer
-        assert wait_for(lambda: _following(client, "none"), timeout=10)
-    store = PredictionStore(settings.resolved_database_url())
+        store = PredictionStore(settings.resolved_database_url())
+
+        def rolled_back() -> bool:
+            found = read_policy(store, settings.registry.model_name)
+            return found is not None and found.mode == "none"
+
+        assert wait_for(rolled_back, timeout=10)
     try:
         policy = read_policy(store, settings.registry.model_name)
         assert policy is not None and policy.mode == "none"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churnops.deployment import controller
 from churnops.deployment.compare import compare
-from churnops.settings import BusinessSettings, DeploymentSettings
-from churnops.store import FeedbackRecord, PredictionRecord, PredictionStore, read_decisions
+from churnops.settings import BusinessSettings
+from churnops.store import PredictionStore, read_decisions
 from churnops.store.deployment import (
-    Policy,
     add_counters,
     read_policy,
     save_policy,
-    write_shadow_predictions,
 )
-from churnops.store.records import utcnow
+from tests.support.deployment import seed_traffic, start_policy
 from tests.support.stores import postgres_schema
 
 pytestmark = pytest.mark.integration
@@ -47,65 +44,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Prediction
         store.close()
 
 
-def _start(store: PredictionStore, mode: str, **options: Any) -> Policy:
-    settings = DeploymentSettings(min_requests=100, bootstrap_samples=50)
-    policy = controller.new_policy(
-        model_name="m", mode=mode, champion_version="1", challenger_version="2",
-        settings=settings, **options,
-    )  # fmt: skip
-    saved = controller.start(store, policy)
-    # predictions written below are "since the start": back-date the start a little
-    earlier = saved.changed(
-        started_at=saved.started_at - timedelta(seconds=5),
-        step_started_at=saved.step_started_at - timedelta(seconds=5),
-    )
-    moved = save_policy(store, earlier, expected_revision=saved.revision)
-    assert moved is not None
-    return moved
-
-
-def _traffic(
-    store: PredictionStore, *, n: int, challenger_skill: float, shadow: bool, seed: int = 1
-) -> dict[str, np.ndarray]:
-    """n answered requests with labels; in shadow each also gets a challenger score, else half
-    of them are answered by the challenger."""
-    rng = np.random.default_rng(seed)
-    y = (rng.random(n) < 0.3).astype(int)
-    champion = 1 / (1 + np.exp(-(2.0 * (2 * y - 1) + rng.normal(0, 1.5, n))))
-    challenger = 1 / (1 + np.exp(-(challenger_skill * (2 * y - 1) + rng.normal(0, 1.5, n))))
-    records, shadows, labels = [], [], []
-    now = utcnow()
-    for i in range(n):
-        on_challenger = not shadow and i % 2 == 1
-        p = float(challenger[i] if on_challenger else champion[i])
-        record = PredictionRecord(
-            features={"x": i}, churn_probability=p, will_churn=p >= 0.5, risk_level="low",
-            model_name="m", model_version="2" if on_challenger else "1",
-            variant="challenger" if on_challenger else "champion", latency_us=100 + i % 7,
-            created_at=now,
-        )  # fmt: skip
-        records.append(record)
-        labels.append(FeedbackRecord(label=int(y[i]), prediction_id=record.prediction_id))
-        if shadow:
-            shadows.append(
-                {
-                    "prediction_id": record.prediction_id, "created_at": now.isoformat(),
-                    "model_name": "m", "model_version": "2",
-                    "churn_probability": float(challenger[i]),
-                    "will_churn": bool(challenger[i] >= 0.5), "risk_level": "low",
-                    "latency_us": 150,
-                }
-            )  # fmt: skip
-    store.write_predictions(records)
-    store.write_feedback(labels)
-    write_shadow_predictions(store, shadows)
-    return {"y": y, "champion": champion, "challenger": challenger}
-
-
 def test_racing_workers_change_the_policy_once_and_their_counts_add_up(
     store: PredictionStore,
 ) -> None:
-    policy = _start(store, "canary")
+    policy = start_policy(store, "canary")
 
     def step(_: int) -> bool:
         return (
@@ -131,8 +73,8 @@ def test_racing_workers_change_the_policy_once_and_their_counts_add_up(
 
 
 def test_shadow_comparison_matches_sklearn_with_intervals(store: PredictionStore) -> None:
-    policy = _start(store, "shadow")
-    data = _traffic(store, n=400, challenger_skill=2.0, shadow=True)
+    policy = start_policy(store, "shadow")
+    data = seed_traffic(store, n=400, challenger_skill=2.0, shadow=True)
     result = compare(store, policy, business=BUSINESS, bootstrap_samples=100)
     champ, chall = result.variants["champion"], result.variants["challenger"]
     assert champ.requests == chall.requests == result.paired == 400
@@ -166,14 +108,14 @@ def test_a_good_challenger_steps_shadow_canary_champion(store: PredictionStore) 
             notify=announced.append, bootstrap_samples=50,
         )  # fmt: skip
 
-    _start(store, "shadow", steps=[50.0, 100.0])
+    start_policy(store, "shadow", steps=[50.0, 100.0])
     assert judge().action == "hold"  # nothing seen yet
-    _traffic(store, n=300, challenger_skill=2.0, shadow=True)
+    seed_traffic(store, n=300, challenger_skill=2.0, shadow=True)
     assert judge().action == "step"
     policy = read_policy(store, "m")
     assert policy is not None and (policy.mode, policy.weight) == ("canary", 50.0)
     for seed in (2, 3):
-        _traffic(store, n=300, challenger_skill=2.0, shadow=False, seed=seed)
+        seed_traffic(store, n=300, challenger_skill=2.0, shadow=False, seed=seed)
         outcome = judge()
         assert outcome.action in ("step", "promote"), outcome.reason
     assert promoted == [("m", "2")]
@@ -185,8 +127,8 @@ def test_a_good_challenger_steps_shadow_canary_champion(store: PredictionStore) 
 
 
 def test_a_worse_challenger_is_rolled_back_with_its_evidence(store: PredictionStore) -> None:
-    _start(store, "shadow", thresholds={"min_agreement": 0.0, "max_psi": 10.0})
-    _traffic(store, n=600, challenger_skill=0.2, shadow=True)
+    start_policy(store, "shadow", thresholds={"min_agreement": 0.0, "max_psi": 10.0})
+    seed_traffic(store, n=600, challenger_skill=0.2, shadow=True)
     outcome = controller.evaluate(
         store, model_name="m", business=BUSINESS, promote_alias=None, bootstrap_samples=100
     )

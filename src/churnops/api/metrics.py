@@ -294,7 +294,11 @@ class ApiMetrics:
             self.tally.add("churnops_variant_errors", (variant,), float(errors))
             return
         self.tally.observe(VARIANT_LATENCY.name, (variant,), seconds, LATENCY_BUCKETS)
-        self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in risk_levels))
+        levels = list(risk_levels)
+        if len(levels) == 1:  # one customer: one add (add_each's dict costs more)
+            self.tally.add("churnops_variant_predictions", (variant, levels[0]))
+        else:
+            self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in levels))
 
     def set_deployment(self, policy: Any) -> None:
         """The policy in force (None or mode none: no deployment)."""

@@ -57,7 +57,8 @@ def _score(
         else:
             elapsed = time.perf_counter() - started
             if scored:
-                service.rollout.check_score(scored[-1].probability, _witness(records[-1]))
+                last = records[-1]
+                service.rollout.check_score(scored[-1].probability, lambda: _witness(last))
             service.metrics.observe_variant("challenger", [s.risk_level for s in scored], elapsed)
             return scored, challenger, "challenger", int(elapsed * 1e6 / max(1, len(records)))
         started = time.perf_counter()
@@ -77,6 +78,13 @@ def _routed(
     caller: str | None,
 ) -> list[tuple[RowScore, LoadedModel, str, int]]:
     """Canary or blue-green: each record scored by the variant its key routes to, in order."""
+    if len(records) == 1:  # one customer (POST /predict): no grouping
+        cid = customer_ids[0] if customer_ids is not None else None
+        wanted = route.to_challenger(caller if cid is None else str(cid))
+        scored, served, variant, each_us = _score(
+            service, model, route.challenger if wanted else None, records
+        )
+        return [(scored[0], served, variant, each_us)]
     if customer_ids is None:
         flags = [route.to_challenger(caller)] * len(records)
     else:
