@@ -304,7 +304,7 @@ def _challenger_version(settings: Any) -> str:
     others = [v for v in versions if v.version != champion.version and v.source == champion.source]
     if others:
         return str(others[0].version)
-    created = client.create_model_version(name, champion.source, run_id=champion.run_id)
+    created = client.create_model_version(name, str(champion.source), run_id=champion.run_id)
     return str(created.version)
 
 
@@ -467,7 +467,7 @@ def deployment_bench(args: argparse.Namespace) -> None:
         _wait_http(url, method="POST", body=body.encode())
         startup = time.perf_counter() - started
         _wrk(url, body, connections=4, duration=2)  # warm-up
-        plan = [
+        plan: list[tuple[str, str, dict[str, Any], str, str | None]] = [
             ("champion", "none", {}, body, None),
             ("shadow", "shadow", {"sample_rate": 1.0}, body, None),
             ("canary-50", "canary", {"steps": [50.0]}, canary_body, CANARY_LUA),
