@@ -137,3 +137,23 @@ def test_a_worse_challenger_is_rolled_back_with_its_evidence(store: PredictionSt
     assert decision.outcome == "rolled_back"
     evidence = decision.evidence["comparison"]["variants"]
     assert evidence["challenger"]["roc_auc"]["high"] < evidence["champion"]["roc_auc"]["value"]
+
+
+def test_shadow_scores_read_back_as_written_and_once(store: PredictionStore) -> None:
+    from sqlalchemy import select
+
+    from churnops.store.deployment import SHADOWS, write_shadow_predictions
+
+    row = {
+        "prediction_id": "p-1", "created_at": "2026-12-03T06:00:00.123456+00:00",
+        "model_name": "m", "model_version": 2, "churn_probability": 0.25, "will_churn": True,
+        "risk_level": "low", "latency_us": 17,
+    }  # fmt: skip
+    assert write_shadow_predictions(store, [row, {**row, "churn_probability": 0.9}]) == 2
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(SHADOWS)).mappings().all()
+    assert len(stored) == 1
+    got = dict(stored[0])
+    assert got["created_at"].isoformat() == "2026-12-03T06:00:00.123456+00:00"
+    assert (got["model_version"], got["churn_probability"], got["will_churn"]) == ("2", 0.25, True)
+    assert got["latency_us"] == 17

@@ -203,7 +203,7 @@ def promote_command(reason: str = ReasonOption, config: Path | None = ConfigOpti
         finally:
             store.close()
         if saved is None:
-            raise typer.Exit(1)
+            raise DeploymentError("the deployment policy changed meanwhile: try again")
         out_console.print(f"promoted: version {saved.champion_version} is the champion")
 
 
