@@ -310,7 +310,9 @@ def _challenger_version(settings: Any) -> str:
     return str(created.version)
 
 
-def _set_policy(db_url: str, settings: Any, mode: str, challenger: str, **options: Any) -> None:
+def _set_policy(
+    db_url: str, settings: Any, mode: str, challenger: str, base: str | None = None, **options: Any
+) -> None:
     from churnops.deployment import controller
     from churnops.store import PredictionStore
     from churnops.store.deployment import read_policy
@@ -330,7 +332,18 @@ def _set_policy(db_url: str, settings: Any, mode: str, challenger: str, **option
             controller.start(store, policy)
     finally:
         store.close()
-    time.sleep(2.0)  # every worker polls twice a second; the challenger loads and warms up
+    if base is not None:  # until the worker applies it (loading the challenger takes a while)
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            view = httpx.get(base + "/deployment", timeout=10).json()["worker"]
+            if view["mode"] == mode and (
+                mode == "none" or view["challenger_version"] == challenger
+            ):
+                break
+            time.sleep(0.2)
+    time.sleep(1.0)
 
 
 def _count(db_url: str, sql: str) -> int:
@@ -481,7 +494,7 @@ def deployment_bench(args: argparse.Namespace) -> None:
             plan += [shadow, champion]
         plan += [canary, champion]
         for label, mode, options, payload, lua in plan:
-            _set_policy(db_url, settings, mode, challenger, **options)
+            _set_policy(db_url, settings, mode, challenger, f"http://127.0.0.1:{port}", **options)
             before = _count(db_url, "select count(*) from shadow_predictions")
             run = _wrk(url, payload, connections=4, duration=args.duration, lua=lua)
             time.sleep(1.5)  # the writer's flush interval

@@ -92,6 +92,29 @@ class Tally:
                 series[1] += value
                 series[2 + index] += 1
 
+    def observe_and_add(
+        self,
+        histogram: tuple[str, Labels, float, tuple[float, ...]],
+        counter: tuple[str, Labels],
+    ) -> None:
+        """One histogram observation and one counter increment under one lock (one customer)."""
+        name, labels, value, bounds = histogram
+        index = bisect_left(bounds, value)
+        with self._lock:
+            family = self._series.setdefault(name, {})
+            series = family.get(labels)
+            if series is None:
+                series = family[labels] = [0.0, 0.0] + [0.0] * (len(bounds) + 1)
+            series[0] += 1
+            series[1] += value
+            series[2 + index] += 1
+            counts = self._series.setdefault(counter[0], {})
+            found = counts.get(counter[1])
+            if found is None:
+                counts[counter[1]] = [1.0]
+            else:
+                found[0] += 1
+
     def snapshot(self) -> dict[str, list[list[Any]]]:
         """JSON-ready copy: {name: [[labels, values], ...]}."""
         with self._lock:
@@ -293,12 +316,15 @@ class ApiMetrics:
         if errors:
             self.tally.add("churnops_variant_errors", (variant,), float(errors))
             return
-        self.tally.observe(VARIANT_LATENCY.name, (variant,), seconds, LATENCY_BUCKETS)
         levels = list(risk_levels)
-        if len(levels) == 1:  # one customer: one add (add_each's dict costs more)
-            self.tally.add("churnops_variant_predictions", (variant, levels[0]))
-        else:
-            self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in levels))
+        if len(levels) == 1:  # one customer: one lock, no generator
+            self.tally.observe_and_add(
+                (VARIANT_LATENCY.name, (variant,), seconds, LATENCY_BUCKETS),
+                ("churnops_variant_predictions", (variant, levels[0])),
+            )
+            return
+        self.tally.observe(VARIANT_LATENCY.name, (variant,), seconds, LATENCY_BUCKETS)
+        self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in levels))
 
     def set_deployment(self, policy: Any) -> None:
         """The policy in force (None or mode none: no deployment)."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from churnops.api.reload import LoadedModel
 from churnops.deployment import controller
-from churnops.deployment.routing import BUCKETS, bucket, cutoff
+from churnops.deployment.routing import BUCKETS, Bucketer, cutoff
 from churnops.deployment.thresholds import Thresholds
 from churnops.settings import Settings
 from churnops.store.deployment import Policy, add_counters, read_policy
@@ -57,6 +57,10 @@ class Route:
     sample_rate: float = 1.0
     timeout: float = 0.1  # seconds
     policy: Policy | None = None
+    bucket: Bucketer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bucket", Bucketer(self.salt))
 
     @property
     def splits(self) -> bool:
@@ -68,7 +72,7 @@ class Route:
             return self.live_challenger
         if key is None or self.cut <= 0:
             return False
-        return self.cut >= BUCKETS or bucket(key, self.salt) < self.cut
+        return self.cut >= BUCKETS or self.bucket(key) < self.cut
 
 
 @dataclass
@@ -296,7 +300,11 @@ class Rollout:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._shadow_loop, name="shadow", daemon=True)
         self._thread.start()
-        await self.refresh()
+        try:
+            await self.refresh()
+        except Exception as exc:  # no store yet: serve the champion, the poller retries
+            self.last_error = str(exc)
+            logger.error("cannot read the deployment policy at start-up: %s", exc)
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:
@@ -383,9 +391,10 @@ class Rollout:
         ):
             return
         if policy is None or not policy.active:
+            # The last challenger stays loaded (one model): switching a deployment off and on
+            # again, or back from a rollback, needs no second load.
             self.policy = policy
             self.route = Route(policy=policy)
-            self._loaded.clear()
             self._new_deployment(policy)
             champion = self._champion()
             if (
