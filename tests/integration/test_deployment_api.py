@@ -24,6 +24,7 @@ from churnops.settings import Settings
 from churnops.store import PredictionStore, read_decisions
 from churnops.store.deployment import read_policy
 from tests.support.api import api_settings, churnops_serve, example_record, wait_for
+from tests.support.deployment import WebhookReceiver
 from tests.support.models import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -165,6 +166,8 @@ def test_a_faulty_shadow_never_touches_the_answer_and_is_rolled_back(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path, kind: str, why: str
 ) -> None:
     settings = _settings(trained_model, tmp_path)
+    hook = WebhookReceiver()
+    settings.monitoring.webhook_url = hook.url
     records = _distinct_records(trained_model, 60)
     id_column = trained_model.outcome.schema.id_column
     features = [{k: v for k, v in r.items() if k != id_column} for r in records]
@@ -196,8 +199,13 @@ def test_a_faulty_shadow_never_touches_the_answer_and_is_rolled_back(
         decision = read_decisions(store, kind="deployment")[0]
         assert decision.outcome == "rolled_back" and why in decision.evidence["reason"]
         assert decision.actor == "auto"
+        assert wait_for(lambda: len(hook.received) >= 1, timeout=10)
+        announced = hook.received[-1]
+        assert announced["kind"] == "deployment" and announced["outcome"] == "rolled_back"
+        assert why in announced["reason"] and announced["challenger_version"] == CHALLENGER
     finally:
         store.close()
+        hook.close()
 
 
 def test_canary_routes_each_customer_by_their_bucket_and_stores_the_variant(
@@ -317,3 +325,27 @@ def test_two_live_workers_both_follow_a_policy_change(
         finally:
             store.close()
     assert len(seen) == 2
+
+
+def test_the_api_steps_a_good_shadow_challenger_to_canary_on_its_own(
+    trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
+) -> None:
+    settings = _settings(trained_model, tmp_path)
+    settings.deployment.evaluate_interval_seconds = 0.2
+    records = _distinct_records(trained_model, 60)
+    with TestClient(_app(settings, real_scorer, "shifted")) as client:
+        _start(settings, "shadow", steps=[50.0, 100.0], thresholds={"min_requests": 30})
+        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        for record in records:
+            assert client.post("/predict", json=record).status_code == 200
+        assert wait_for(lambda: _following(client, "canary"), timeout=20)
+        view = client.get("/deployment").json()
+    assert view["policy"]["weight"] == 50.0 and view["policy"]["mode"] == "canary"
+    store = PredictionStore(settings.resolved_database_url())
+    try:
+        decision = read_decisions(store, kind="deployment")[0]
+        assert (decision.outcome, decision.actor) == ("canary", "auto")
+        evidence = decision.evidence["comparison"]
+        assert evidence["paired"] >= 30 and evidence["agreement"] >= 0.8
+    finally:
+        store.close()

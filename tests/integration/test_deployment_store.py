@@ -157,3 +157,21 @@ def test_shadow_scores_read_back_as_written_and_once(store: PredictionStore) -> 
     assert got["created_at"].isoformat() == "2026-12-03T06:00:00.123456+00:00"
     assert (got["model_version"], got["churn_probability"], got["will_churn"]) == ("2", 0.25, True)
     assert got["latency_us"] == 17
+
+
+def test_one_of_many_workers_takes_the_evaluation_lease(store: PredictionStore) -> None:
+    from churnops.store.deployment import claim_evaluation
+
+    policy = start_policy(store, "shadow")
+
+    def claim(_: int) -> bool:
+        return claim_evaluation(
+            store, model_name="m", deployment_id=policy.deployment_id, every_seconds=60
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(claim, range(8))) == 1
+    assert claim_evaluation(
+        store, model_name="m", deployment_id=policy.deployment_id, every_seconds=0
+    )
+    assert read_policy(store, "m") is not None  # the lease column never reaches the Policy

@@ -33,7 +33,7 @@ from churnops.deployment import controller
 from churnops.deployment.routing import BUCKETS, Bucketer, cutoff
 from churnops.deployment.thresholds import Thresholds
 from churnops.settings import Settings
-from churnops.store.deployment import Policy, add_counters, read_policy
+from churnops.store.deployment import Policy, add_counters, claim_evaluation, read_policy
 
 logger = logging.getLogger(__name__)
 
@@ -448,6 +448,15 @@ class Rollout:
         if time.monotonic() - self._last_evaluation < interval:
             return
         self._last_evaluation = time.monotonic()
+        claimed = await asyncio.to_thread(
+            claim_evaluation,
+            store,
+            model_name=self.model_name,
+            deployment_id=policy.deployment_id,
+            every_seconds=interval * 0.9,
+        )
+        if not claimed:  # another worker (or replica) judges this interval
+            return
         outcome = await asyncio.to_thread(
             controller.evaluate,
             store,

@@ -156,8 +156,16 @@ def _profit(y: np.ndarray, targeted: np.ndarray, business: BusinessSettings) -> 
     return float((gain * targeted).mean())
 
 
+QUALITY: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "profit")
+
+
 def _quality(
-    rows: _Rows, business: BusinessSettings, *, samples: int, seed: int = 0
+    rows: _Rows,
+    business: BusinessSettings,
+    *,
+    samples: int,
+    wanted: tuple[str, ...] = QUALITY,
+    seed: int = 0,
 ) -> dict[str, Estimate | None]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -171,7 +179,7 @@ def _quality(
         "brier": None,
         "profit": None,
     }
-    if y.size < 2:
+    if y.size < 2 or not wanted:
         return out
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, y.size, y.size) for _ in range(samples)]
@@ -189,10 +197,13 @@ def _quality(
         low, high = np.percentile(values, [2.5, 97.5])
         return Estimate(float(fn(y, p, t)), float(low), float(high))
 
-    out["roc_auc"] = estimate(lambda yy, pp, _: roc_auc_score(yy, pp), True)
-    out["pr_auc"] = estimate(lambda yy, pp, _: average_precision_score(yy, pp), True)
-    out["brier"] = estimate(lambda yy, pp, _: float(np.mean((pp - yy) ** 2)), False)
-    if business.complete:
+    if "roc_auc" in wanted:
+        out["roc_auc"] = estimate(lambda yy, pp, _: roc_auc_score(yy, pp), True)
+    if "pr_auc" in wanted:
+        out["pr_auc"] = estimate(lambda yy, pp, _: average_precision_score(yy, pp), True)
+    if "brier" in wanted:
+        out["brier"] = estimate(lambda yy, pp, _: float(np.mean((pp - yy) ** 2)), False)
+    if "profit" in wanted and business.complete:
         out["profit"] = estimate(lambda yy, _, tt: _profit(yy, tt, business), False)
     return out
 
@@ -204,6 +215,7 @@ def _stats(
     errors: int,
     business: BusinessSettings,
     samples: int,
+    quality: tuple[str, ...],
 ) -> VariantStats:
     n = int(rows.probability.size)
     attempts = n + errors
@@ -218,7 +230,7 @@ def _stats(
         mean_probability=float(rows.probability.mean()) if n else None,
         churn_rate=float(rows.will_churn.mean()) if n else None,
         labels=int((~np.isnan(rows.label)).sum()),
-        **_quality(rows, business, samples=samples),
+        **_quality(rows, business, samples=samples, wanted=quality),
     )
 
 
@@ -234,8 +246,10 @@ def compare(
     bootstrap_samples: int = 200,
     constant_after: int = 50,
     since: datetime | None = None,
+    quality: tuple[str, ...] = QUALITY,
 ) -> Comparison:
-    """Everything known about the deployment's two variants since it started (or `since`)."""
+    """Everything known about the deployment's two variants since it started (or `since`);
+    `quality` names the labelled figures to estimate (each costs a bootstrap)."""
     served, shadows = _read(store, policy, since or policy.started_at)
     champion = served["champion"]
     if policy.mode == "shadow" or (shadows and served["challenger"].probability.size == 0):
@@ -253,6 +267,7 @@ def compare(
             policy.champion_errors,
             business,
             bootstrap_samples,
+            quality,
         ),
         "challenger": _stats(
             "challenger",
@@ -261,6 +276,7 @@ def compare(
             challenger_errors,
             business,
             bootstrap_samples,
+            quality,
         ),
     }
     agreement = None
@@ -280,6 +296,12 @@ def compare(
         agreement=agreement,
         psi=psi(counts["champion"], counts["challenger"]) if both else None,
         js=js_distance(counts["champion"], counts["challenger"]) if both else None,
-        constant_challenger=bool(recent.size >= constant_after and float(np.ptp(recent)) == 0.0),
+        # one score for every recent request while the champion's scores vary
+        constant_challenger=bool(
+            recent.size >= constant_after
+            and float(np.ptp(recent)) == 0.0
+            and champion.probability[:constant_after].size >= 2
+            and float(np.ptp(champion.probability[:constant_after])) > 0.0
+        ),
         score_counts={k: [int(x) for x in v] for k, v in counts.items()},
     )

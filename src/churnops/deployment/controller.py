@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 Notify = Callable[[dict[str, Any]], object]
 PromoteAlias = Callable[[str, str, str], object]  # (model name, version, why)
 DECISION_KIND = "deployment"
+# The labelled figure the judgement reads (each one costs a bootstrap on the evaluating worker;
+# `churnops deploy status` and the app show them all).
+JUDGED_QUALITY = ("roc_auc",)
 
 
 @dataclass(frozen=True)
@@ -395,14 +398,15 @@ def evaluate(
         business=business,
         bootstrap_samples=bootstrap_samples,
         constant_after=limits.constant_after,
+        quality=JUDGED_QUALITY,
     )
     step = compare(
         store,
         policy,
         business=business,
-        bootstrap_samples=10,
         constant_after=limits.constant_after,
         since=policy.step_started_at,
+        quality=(),
     )
     verdict = judge(policy, step, overall, utcnow())
     if verdict.action == "hold" or not policy.auto:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -98,6 +98,7 @@ class Policy:
 
 def _policy(row: Mapping[str, Any]) -> Policy:
     values = dict(row)
+    values.pop("evaluated_at", None)
     values["steps"] = tuple(values.get("steps") or ())
     values["thresholds"] = dict(values.get("thresholds") or {})
     return Policy(**values)
@@ -151,6 +152,28 @@ def save_policy(store: PredictionStore, policy: Policy, *, expected_revision: in
     except SQLAlchemyError as exc:
         raise StoreError(f"prediction store: cannot save the deployment policy: {exc}") from exc
     return read_policy(store, policy.model_name)
+
+
+def claim_evaluation(
+    store: PredictionStore, *, model_name: str, deployment_id: str, every_seconds: float
+) -> bool:
+    """Take the evaluation lease: True for the one worker (of any replica) that judges the
+    deployment now; the others skip until `every_seconds` have passed. Judging costs a
+    bootstrap: once per interval is enough, N workers doing it would only repeat it."""
+    now = utcnow()
+    stale = now - timedelta(seconds=every_seconds)
+    stmt = (
+        update(POLICIES)
+        .where(POLICIES.c.model_name == model_name)
+        .where(POLICIES.c.deployment_id == deployment_id)
+        .where(or_(POLICIES.c.evaluated_at.is_(None), POLICIES.c.evaluated_at <= stale))
+        .values(evaluated_at=now)
+    )
+    try:
+        with store.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+    except SQLAlchemyError as exc:
+        raise StoreError(f"prediction store: cannot claim the evaluation: {exc}") from exc
 
 
 def add_counters(

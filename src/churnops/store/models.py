@@ -145,6 +145,7 @@ class DeploymentPolicyRow(Base):
     challenger_timeouts: Mapped[int] = mapped_column(BigInteger, server_default="0")
     champion_errors: Mapped[int] = mapped_column(BigInteger, server_default="0")
     shadow_dropped: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    evaluated_at: Mapped[datetime | None]  # the evaluation lease (`claim_evaluation`)
 
 
 class FeedbackRow(Base):

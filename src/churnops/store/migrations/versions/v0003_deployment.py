@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("challenger_timeouts", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("champion_errors", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("shadow_dropped", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("evaluated_at", TS, nullable=True),
     )
 
 
