@@ -349,3 +349,31 @@ def test_the_api_steps_a_good_shadow_challenger_to_canary_on_its_own(
         assert evidence["paired"] >= 30 and evidence["agreement"] >= 0.8
     finally:
         store.close()
+
+
+def test_a_challenger_that_cannot_be_loaded_is_rolled_back(
+    trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
+) -> None:
+    settings = _settings(trained_model, tmp_path)
+
+    def loader(uri: str) -> tuple[Any, None]:
+        if uri.endswith(f"/{CHALLENGER}"):
+            raise OSError("artifact missing")
+        return real_scorer, None
+
+    app = create_app(settings, scorer_loader=loader, resolve_alias=lambda n, a: "1")
+    with TestClient(app) as client:
+        _start(settings, "canary", weight=50.0, steps=[50.0, 100.0])
+        store = PredictionStore(settings.resolved_database_url())
+        try:
+
+            def rolled_back() -> bool:
+                found = read_policy(store, settings.registry.model_name)
+                return found is not None and found.mode == "none"
+
+            assert wait_for(rolled_back, timeout=15)
+            policy = read_policy(store, settings.registry.model_name)
+            assert policy is not None and "artifact missing" in (policy.reason or "")
+            assert client.post("/predict", json=example_record(trained_model)).status_code == 200
+        finally:
+            store.close()

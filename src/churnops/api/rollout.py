@@ -43,6 +43,7 @@ MAX_SHADOW_QUEUE = 10_000  # records waiting for the challenger; beyond this the
 # throughput fell to 40% of the champion alone. In batches every 10 ms it wakes <= 100 times a
 # second and scores each batch in one vectorised call.
 SHADOW_BATCH_SECONDS = 0.01
+LOAD_ATTEMPTS = 3  # a challenger that cannot be loaded this many polls in a row is rolled back
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Faults:
     last_score: float | None = None
     last_witness: Any = None
     reason: str | None = None  # set once the fault limit is reached: roll back
+    deployment_id: str | None = None  # the deployment these faults belong to
     pending: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -154,6 +156,7 @@ class Rollout:
         self._task: asyncio.Task[None] | None = None
         self._last_evaluation = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._load_failures = 0
 
     # -- hot path ------------------------------------------------------------------------------
 
@@ -352,8 +355,8 @@ class Rollout:
                     deployment_id=policy.deployment_id,
                     counts=counts,
                 )
-            if self.faults.reason is not None and policy.deployment_id == self._faulted_id():
-                reason = self.faults.reason
+            reason = self.faults.reason
+            if reason is not None and policy.deployment_id == self.faults.deployment_id:
                 rolled = await asyncio.to_thread(
                     controller.rollback,
                     store,
@@ -367,9 +370,6 @@ class Rollout:
                 policy = rolled or await asyncio.to_thread(read_policy, store, self.model_name)
         await self.apply(policy)
         await self._maybe_evaluate(store)
-
-    def _faulted_id(self) -> str | None:
-        return self.route.policy.deployment_id if self.route.policy else None
 
     def _fault_numbers(self) -> dict[str, int]:
         f = self.faults
@@ -407,18 +407,25 @@ class Rollout:
             self.metrics.set_deployment(policy)
             return
         assert policy.challenger_version is not None
+        if self.faults.deployment_id != policy.deployment_id:
+            self._new_deployment(policy)
         challenger = self._loaded.get(policy.challenger_version)
         if challenger is None:
             uri = f"models:/{self.model_name}/{policy.challenger_version}"
             try:
                 challenger = await asyncio.to_thread(self._load, uri)
-            except Exception as exc:
+            except Exception as exc:  # retried at the next poll; rolled back after a few
                 self.last_error = f"cannot load challenger {uri}: {exc}"
                 logger.error("%s", self.last_error)
+                self._load_failures += 1
+                if self._load_failures >= LOAD_ATTEMPTS:
+                    self.fault("errors", self.last_error)
+                    self.faults.reason = self.last_error
+                self.policy = policy if self._load_failures >= LOAD_ATTEMPTS else current
+                self.route = Route(policy=policy)
                 return
+            self._load_failures = 0
             self._loaded = {policy.challenger_version: challenger}
-        if current is None or current.deployment_id != policy.deployment_id:
-            self._new_deployment(policy)
         if self.faults.reason is not None:  # faulted here: champion only until the policy moves on
             self.policy = policy
             self.route = Route(policy=policy)
@@ -437,7 +444,8 @@ class Rollout:
         self.metrics.set_deployment(policy)
 
     def _new_deployment(self, policy: Policy | None) -> None:
-        self.faults = Faults()
+        self.faults = Faults(deployment_id=None if policy is None else policy.deployment_id)
+        self._load_failures = 0
         self.limits = Thresholds.from_mapping(policy.thresholds) if policy else Thresholds()
 
     async def _maybe_evaluate(self, store: Any) -> None:
