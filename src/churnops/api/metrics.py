@@ -92,28 +92,19 @@ class Tally:
                 series[1] += value
                 series[2 + index] += 1
 
-    def observe_and_add(
-        self,
-        histogram: tuple[str, Labels, float, tuple[float, ...]],
-        counter: tuple[str, Labels],
-    ) -> None:
-        """One histogram observation and one counter increment under one lock (one customer)."""
-        name, labels, value, bounds = histogram
-        index = bisect_left(bounds, value)
+    def series(self, name: str, labels: Labels, size: int) -> list[float]:
+        """The live list of one series (created at zeros): a hot path can keep it and add to
+        it under `lock` without looking it up again. Series are never replaced or removed."""
         with self._lock:
             family = self._series.setdefault(name, {})
-            series = family.get(labels)
-            if series is None:
-                series = family[labels] = [0.0, 0.0] + [0.0] * (len(bounds) + 1)
-            series[0] += 1
-            series[1] += value
-            series[2 + index] += 1
-            counts = self._series.setdefault(counter[0], {})
-            found = counts.get(counter[1])
+            found = family.get(labels)
             if found is None:
-                counts[counter[1]] = [1.0]
-            else:
-                found[0] += 1
+                found = family[labels] = [0.0] * size
+            return found
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
 
     def snapshot(self) -> dict[str, list[list[Any]]]:
         """JSON-ready copy: {name: [[labels, values], ...]}."""
@@ -285,6 +276,7 @@ class ApiMetrics:
         self.share = share
         self.model: dict[str, Any] | None = None
         self.deployment: dict[str, Any] | None = None
+        self._variant_series: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
         self._store_state: Callable[[], WriterState | None] = lambda: None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_TallyCollector(self))
@@ -316,15 +308,25 @@ class ApiMetrics:
         if errors:
             self.tally.add("churnops_variant_errors", (variant,), float(errors))
             return
-        levels = list(risk_levels)
-        if len(levels) == 1:  # one customer: one lock, no generator
-            self.tally.observe_and_add(
-                (VARIANT_LATENCY.name, (variant,), seconds, LATENCY_BUCKETS),
-                ("churnops_variant_predictions", (variant, levels[0])),
-            )
-            return
         self.tally.observe(VARIANT_LATENCY.name, (variant,), seconds, LATENCY_BUCKETS)
-        self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in levels))
+        self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in risk_levels))
+
+    def observe_variant_one(self, variant: str, risk_level: str, seconds: float) -> None:
+        """`observe_variant` for one customer (the canary's hot path): the two series it adds to
+        are kept, so this is one bisect and four adds under the tally's lock (~0.4 µs)."""
+        refs = self._variant_series.get((variant, risk_level))
+        if refs is None:
+            refs = self._variant_series[(variant, risk_level)] = (
+                self.tally.series(VARIANT_LATENCY.name, (variant,), len(LATENCY_BUCKETS) + 3),
+                self.tally.series("churnops_variant_predictions", (variant, risk_level), 1),
+            )
+        histogram, counter = refs
+        index = bisect_left(LATENCY_BUCKETS, seconds)
+        with self.tally.lock:
+            histogram[0] += 1
+            histogram[1] += seconds
+            histogram[2 + index] += 1
+            counter[0] += 1
 
     def set_deployment(self, policy: Any) -> None:
         """The policy in force (None or mode none: no deployment)."""

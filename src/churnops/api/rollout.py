@@ -281,11 +281,14 @@ class Rollout:
                     }
                 )
                 i += 1
-        if late:
+        took = finished - started
+        if took > route.timeout:  # the challenger itself is too slow: a fault
             self.fault(
                 "timeouts",
-                f"challenger took {1000 * (finished - started):.0f} ms, over the {1000 * route.timeout:.0f} ms bound",
+                f"challenger took {1000 * took:.0f} ms, over the {1000 * route.timeout:.0f} ms bound",
             )
+        elif late:  # waited too long for a core (the machine is busy): discarded, not its fault
+            self.faults.count("dropped", late)
         champion = jobs[-1].champion_probability
         for probability in probabilities[-1:]:
             self.check_score(probability, champion)

@@ -39,34 +39,45 @@ def _witness(record: dict[str, Any]) -> int | None:
         return None
 
 
-def _score(
-    service: ServiceState,
-    model: LoadedModel,
-    challenger: LoadedModel | None,
-    records: list[dict[str, Any]],
+def _observe(service: ServiceState, variant: str, scored: list[RowScore], seconds: float) -> None:
+    if len(scored) == 1:
+        service.metrics.observe_variant_one(variant, scored[0].risk_level, seconds)
+    else:
+        service.metrics.observe_variant(variant, [s.risk_level for s in scored], seconds)
+
+
+def _score_champion(
+    service: ServiceState, model: LoadedModel, records: list[dict[str, Any]], *, by_variant: bool
 ) -> tuple[list[RowScore], LoadedModel, str, int]:
-    """Scores of `records` by the challenger when one is given (the champion if it raises), else
-    by the champion; with the model, the variant and the scoring time per record (µs)."""
+    """The champion's scores; with the model, the variant and the scoring time per record (µs)."""
     started = time.perf_counter()
-    if challenger is not None:
-        try:
-            scored = challenger.scorer.score_rows(records)
-        except Exception as exc:  # the champion answers instead; the challenger is counted
-            service.rollout.fault("errors", f"challenger raised {type(exc).__name__}: {exc}")
-            service.metrics.observe_variant("challenger", (), 0.0, errors=len(records))
-        else:
-            elapsed = time.perf_counter() - started
-            if scored:
-                last = records[-1]
-                service.rollout.check_score(scored[-1].probability, lambda: _witness(last))
-            service.metrics.observe_variant("challenger", [s.risk_level for s in scored], elapsed)
-            return scored, challenger, "challenger", int(elapsed * 1e6 / max(1, len(records)))
-        started = time.perf_counter()
     scored = model.scorer.score_rows(records)
     elapsed = time.perf_counter() - started
-    if service.rollout.route.mode != "none":
-        service.metrics.observe_variant("champion", [s.risk_level for s in scored], elapsed)
+    if by_variant:
+        _observe(service, "champion", scored, elapsed)
     return scored, model, "champion", int(elapsed * 1e6 / max(1, len(records)))
+
+
+def _score_challenger(
+    service: ServiceState,
+    model: LoadedModel,
+    challenger: LoadedModel,
+    records: list[dict[str, Any]],
+) -> tuple[list[RowScore], LoadedModel, str, int]:
+    """The challenger's scores, or the champion's when it raises (counted as its fault)."""
+    started = time.perf_counter()
+    try:
+        scored = challenger.scorer.score_rows(records)
+    except Exception as exc:  # the champion answers instead; the challenger is counted
+        service.rollout.fault("errors", f"challenger raised {type(exc).__name__}: {exc}")
+        service.metrics.observe_variant("challenger", (), 0.0, errors=len(records))
+        return _score_champion(service, model, records, by_variant=True)
+    elapsed = time.perf_counter() - started
+    if scored:
+        last = records[-1]
+        service.rollout.check_score(scored[-1].probability, lambda: _witness(last))
+    _observe(service, "challenger", scored, elapsed)
+    return scored, challenger, "challenger", int(elapsed * 1e6 / max(1, len(records)))
 
 
 def _routed(
@@ -80,10 +91,15 @@ def _routed(
     """Canary or blue-green: each record scored by the variant its key routes to, in order."""
     if len(records) == 1:  # one customer (POST /predict): no grouping
         cid = customer_ids[0] if customer_ids is not None else None
-        wanted = route.to_challenger(caller if cid is None else str(cid))
-        scored, served, variant, each_us = _score(
-            service, model, route.challenger if wanted else None, records
-        )
+        key = caller if cid is None else cid if type(cid) is str else str(cid)
+        if route.to_challenger(key) and route.challenger is not None:
+            scored, served, variant, each_us = _score_challenger(
+                service, model, route.challenger, records
+            )
+        else:
+            scored, served, variant, each_us = _score_champion(
+                service, model, records, by_variant=True
+            )
         return [(scored[0], served, variant, each_us)]
     if customer_ids is None:
         flags = [route.to_challenger(caller)] * len(records)
@@ -95,8 +111,14 @@ def _routed(
         if not index:
             continue
         group = [records[i] for i in index]
-        challenger = route.challenger if wanted else None
-        scored, served, variant, each_us = _score(service, model, challenger, group)
+        if wanted and route.challenger is not None:
+            scored, served, variant, each_us = _score_challenger(
+                service, model, route.challenger, group
+            )
+        else:
+            scored, served, variant, each_us = _score_champion(
+                service, model, group, by_variant=True
+            )
         for i, score in zip(index, scored, strict=True):
             out[i] = (score, served, variant, each_us)
     return out
@@ -126,7 +148,9 @@ def score_records(
     if route.splits:
         routed = _routed(service, model, route, records, customer_ids, caller)
     else:
-        scored, _, _, each_us = _score(service, model, None, records)
+        scored, _, _, each_us = _score_champion(
+            service, model, records, by_variant=route.mode != "none"
+        )
         routed = [(score, model, "champion", each_us) for score in scored]
     created_at = datetime.now(UTC).isoformat()
     results: list[dict[str, Any]] = []
