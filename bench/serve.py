@@ -411,8 +411,8 @@ def _routing_overhead_us(settings: Any, record: dict[str, Any]) -> dict[str, flo
     # real, different customers (a canary's constant-score check compares their scores)
     frame, schema = load_training_table(settings.data)
     columns = [c for c in (schema.id_column, *schema.feature_names) if c]
-    customers = [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    customers: list[dict[str, Any]] = [
+        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
         for row in frame[columns].dropna().head(2_000).to_dict("records")
     ]
     counter = iter(range(10**9))
