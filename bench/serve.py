@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -540,8 +541,8 @@ def deployment_bench(args: argparse.Namespace) -> None:
         "load_average_1m": round(os.getloadavg()[0], 1),
         "shadow_throughput_ratios": [round(r, 3) for r in rps_ratios],
         "shadow_p99_ratios": [round(r, 3) for r in p99_ratios],
-        "shadow_throughput_ratio": round(float(sorted(rps_ratios)[len(rps_ratios) // 2]), 3),
-        "shadow_p99_ratio": round(float(sorted(p99_ratios)[len(p99_ratios) // 2]), 3),
+        "shadow_throughput_ratio": round(statistics.median(rps_ratios), 3),
+        "shadow_p99_ratio": round(statistics.median(p99_ratios), 3),
         "results": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
