@@ -259,7 +259,7 @@ class Rollout:
             return
         finished = time.perf_counter()
         each_us = int((finished - started) * 1e6 / max(1, len(records)))
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         late = 0
         i = 0
         for job in jobs:
@@ -267,18 +267,10 @@ class Rollout:
                 late += len(job.records)
                 i += len(job.records)
                 continue
+            created_at = job.created_at
             for prediction_id in job.prediction_ids:
                 rows.append(
-                    {
-                        "prediction_id": prediction_id,
-                        "created_at": job.created_at,
-                        "model_name": challenger.name,
-                        "model_version": challenger.version,
-                        "churn_probability": probabilities[i],
-                        "will_churn": decisions[i],
-                        "risk_level": levels[i],
-                        "latency_us": each_us,
-                    }
+                    (prediction_id, created_at, probabilities[i], decisions[i], levels[i], each_us)
                 )
                 i += 1
         took = finished - started
@@ -293,12 +285,10 @@ class Rollout:
         for probability in probabilities[-1:]:
             self.check_score(probability, champion)
         if rows:
-            self.metrics.observe_variant(
-                "shadow", [r["risk_level"] for r in rows], finished - started
-            )
+            self.metrics.observe_variant("shadow", [r[4] for r in rows], finished - started)
             writer = self._writer()
             if writer is not None:
-                writer.enqueue_shadow(rows)
+                writer.enqueue_shadow(challenger.name, challenger.version, rows)
 
     # -- policy --------------------------------------------------------------------------------
 

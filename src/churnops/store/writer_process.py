@@ -334,25 +334,24 @@ class ProcessWriter:
         except RuntimeError:  # the loop is gone (shut down): nothing runs a child any more
             self._spool_raw(lines)
 
-    def enqueue_shadow(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Hand over shadow scores (`{"shadow": prediction_id, ...}`); never refused: when there
-        is no room they are dropped (best effort) rather than take an answer's place."""
-        lines = [
-            orjson.dumps({"shadow": row["prediction_id"], **row}, option=orjson.OPT_SERIALIZE_NUMPY)
-            + b"\n"
-            for row in rows
-        ]
-        if not lines:
+    def enqueue_shadow(self, model_name: str, model_version: str, rows: list[Any]) -> None:
+        """Hand over a batch of one challenger's shadow scores as ONE line
+        (`{"shadow": [name, version], "rows": [[prediction_id, created_at, probability,
+        will_churn, risk_level, latency_us], ...]}`): a line per score cost the API process and the
+        writer a JSON document each. Never refused: when there is no room the batch is dropped
+        (best effort) rather than take an answer's place."""
+        if not rows:
             return
+        line = orjson.dumps({"shadow": [model_name, model_version], "rows": rows}) + b"\n"
         try:
-            self._reserve(lines)
+            self._reserve([line])
         except SpoolFullError:
             return
         if threading.get_ident() == self._loop_thread:
-            self._queue_lines(lines)
+            self._queue_lines([line])
         elif self._loop is not None:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._queue_lines, lines)
+                self._loop.call_soon_threadsafe(self._queue_lines, [line])
 
     def _reserve(self, lines: list[bytes]) -> None:
         """Count `lines` as in flight; refuse them if the spool could not take them all.
@@ -716,10 +715,22 @@ class _Child:
         """Keep a shadow score for the next write; the line counts as handled (best effort)."""
         self.received += 1
         try:
-            row = orjson.loads(line)
-            row.pop("shadow", None)
-            self.shadows.append(row)
-        except orjson.JSONDecodeError as exc:
+            batch = orjson.loads(line)
+            name, version = batch["shadow"]
+            for pid, created_at, probability, will_churn, level, latency_us in batch["rows"]:
+                self.shadows.append(
+                    {
+                        "prediction_id": pid,
+                        "created_at": created_at,
+                        "model_name": name,
+                        "model_version": version,
+                        "churn_probability": probability,
+                        "will_churn": will_churn,
+                        "risk_level": level,
+                        "latency_us": latency_us,
+                    }
+                )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             logger.error("unreadable shadow line skipped: %s", exc)
         if not self.runs:
             self.prefix = self.received
