@@ -263,6 +263,28 @@ class RetrainingSettings(BaseModel):
     schedules: FlowSchedules = Field(default_factory=FlowSchedules)
 
 
+class DeploymentSettings(BaseModel):
+    """Defaults of a new deployment policy (`churnops deploy ...`); each policy keeps its own."""
+
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
+    sample_rate: float = Field(1.0, gt=0.0, le=1.0)  # shadow: share of requests scored twice
+    timeout_ms: float = Field(100.0, gt=0.0)  # shadow: later challenger scores are discarded
+    poll_interval_seconds: float = Field(0.5, gt=0.0)  # how often a worker reads the policy
+    evaluate_interval_seconds: float = Field(10.0, ge=0.0)  # 0: only `churnops deploy evaluate`
+    auto: bool = True  # step forward and roll back on the evidence without being told
+    min_requests: int = Field(200, ge=1)
+    min_labels: int = Field(0, ge=0)
+    min_step_seconds: float = Field(0.0, ge=0.0)
+    max_error_rate: float = Field(0.01, ge=0.0, le=1.0)
+    fault_limit: int = Field(3, ge=1)
+    constant_after: int = Field(50, ge=2)
+    max_latency_ratio: float = Field(3.0, gt=0.0)
+    min_agreement: float = Field(0.8, ge=0.0, le=1.0)
+    max_psi: float = Field(0.25, gt=0.0)
+    max_quality_drop: float = Field(0.02, ge=0.0)
+    bootstrap_samples: int = Field(200, ge=10)
+
+
 class RecommendationSettings(BaseModel):
     """Texts the app suggests: one list per risk level, and per feature named in the reasons."""
 
@@ -321,6 +343,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     app: AppSettings = Field(default_factory=AppSettings)
 
     @classmethod

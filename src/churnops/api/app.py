@@ -24,7 +24,7 @@ from churnops.api.errors import ApiError, error_response, install_error_handlers
 from churnops.api.middleware import OPEN_PATHS, BodyTooLargeError, ServingMiddleware
 from churnops.api.ratelimit import RateLimiter, check_worker_limits, per_worker_limits
 from churnops.api.reload import ScorerLoader, VersionResolver
-from churnops.api.routes import admin, feedback, home, ops, predict
+from churnops.api.routes import admin, deployment, feedback, home, ops, predict
 from churnops.api.schemas import FeedbackIn
 from churnops.apikeys import KeyRing
 from churnops.errors import ConfigError
@@ -137,7 +137,14 @@ def create_app(
         service.store_reachable, timeout=settings.serving.ready_timeout_seconds
     )
     paths = set(DOCS_PATHS) if served_docs else set()
-    for router in (predict.router, feedback.router, ops.router, admin.router, home.router):
+    for router in (
+        predict.router,
+        feedback.router,
+        ops.router,
+        admin.router,
+        home.router,
+        deployment.router,
+    ):
         app.include_router(router)
         paths.update(getattr(route, "path", "") for route in router.routes)
     install_error_handlers(app)

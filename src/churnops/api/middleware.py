@@ -189,7 +189,8 @@ class ServingMiddleware:
             check_json_media(headers.get(b"content-type", b"").decode("latin-1"))
             body = await _read_body(receive)
             request_id = request_id_of(headers.get(b"x-request-id"))
-            payload = predict_one(self.service, body, request_id=request_id)
+            caller = headers.get(b"authorization", b"").decode("latin-1") or None
+            payload = predict_one(self.service, body, request_id=request_id, caller=caller)
         except BodyTooLargeError:
             raise  # answered 413 by __call__
         except ApiError as exc:

@@ -12,6 +12,7 @@ from churnops.cli import app as app_cli
 from churnops.cli import (
     backup,
     data,
+    deploy,
     eda,
     evaluate,
     export,
@@ -79,6 +80,7 @@ app.command("predict")(predict.predict_command)
 app.command("monitor")(monitor.monitor_command)
 app.command("validate")(validate.validate_command)
 app.add_typer(models.app, name="models")
+app.add_typer(deploy.app, name="deploy")
 app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")
 app.command("backup")(backup.backup_command)
