@@ -259,7 +259,9 @@ class RetrainingSettings(BaseModel):
     require_approval: bool = False  # True: a passing challenger is held for a person
     rollback_watch_days: float = Field(7.0, ge=0)
     rollback_margin: float = Field(0.03, gt=0)  # ROC-AUC below the previous champion's
-    rollout: Literal["direct"] = "direct"  # how a promotion reaches traffic
+    # How a promotion reaches traffic: `direct` moves the champion alias at once; `staged` sends
+    # the challenger through shadow -> canary -> champion (the `deployment` section's steps).
+    rollout: Literal["direct", "staged"] = "direct"
     schedules: FlowSchedules = Field(default_factory=FlowSchedules)
 
 
