@@ -167,14 +167,51 @@ class RssSampler:
         self._stop.set()
 
 
+# Every request gets its own X-Request-ID (run, thread, counter); each 2xx answer's echoed id is
+# appended to a file per thread, so answered and stored predictions are compared id by id.
+WRK_LUA = """
+wrk.method = "POST"
+wrk.body = %(body)s
+local counter, file = 0, nil
+local threads = 0
+tid = 0  -- global: thread:set() below gives each thread its own
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  file = io.open(%(folder)s .. "/ok-" .. %(run)s .. "-" .. tid .. ".txt", "a")
+end
+function request()
+  counter = counter + 1
+  local headers = {["Content-Type"] = "application/json",
+                   ["X-Request-ID"] = %(run)s .. "-" .. tid .. "-" .. counter}
+  return wrk.format(nil, nil, headers, wrk.body)
+end
+function response(status, headers, body)
+  if status >= 200 and status < 300 then
+    file:write((headers["x-request-id"] or headers["X-Request-ID"] or "?") .. "\\n")
+    file:flush()
+  end
+end
+"""
+
+
 def _wrk(
-    url: str, body: str, *, connections: int, seconds: float, delay_ms: float | None
+    url: str,
+    body: str,
+    *,
+    connections: int,
+    seconds: float,
+    delay_ms: float | None,
+    answered: Path,
+    run: str,
 ) -> dict[str, Any]:
-    lua = (
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
+    lua = WRK_LUA % {
+        "body": json.dumps(body),
+        "folder": json.dumps(str(answered)),
+        "run": json.dumps(run),
+    }
     if delay_ms is not None:  # each connection waits this long between requests: a set rate
         lua += f"function delay() return {delay_ms:.3f} end\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -297,7 +334,8 @@ class Faults:
         client = configure_tracking(self.settings)
         name = self.settings.registry.model_name
         current = alias_version(client, name, CHAMPION)
-        assert current is not None
+        assert current is not None and current.source and current.run_id
+        # A new version of the same artifacts: the API sees the alias move and swaps models.
         new = register_version(
             client, name=name, model_uri=current.source, run_id=current.run_id, tags={}
         )
@@ -336,18 +374,20 @@ def _drop_database(name: str, dsn: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _stored(name: str, dsn: str) -> tuple[int, int]:
-    """Rows in the predictions table, and distinct prediction ids among them."""
+def _stored(name: str, dsn: str) -> list[str]:
+    """The request id of every stored prediction (one entry per row)."""
     import psycopg
     from sqlalchemy.engine import make_url
 
     url = make_url(dsn).set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT prediction_id) FROM predictions"
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+        rows = conn.execute("SELECT request_id FROM predictions").fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _answered(folder: Path) -> list[str]:
+    """The request id of every 2xx answer wrk received."""
+    return [line for path in sorted(folder.glob("ok-*.txt")) for line in path.read_text().split()]
 
 
 def main() -> None:
@@ -418,12 +458,28 @@ def main() -> None:
     sampler = RssSampler(server.pid)
     faults = Faults(server, pg, redis, outage, settings)
     phases: list[dict[str, Any]] = []
-    answered = 0
+    ids = work / "answered"
+    ids.mkdir()
     try:
         startup_s = _wait_ready(base, server)
-        answered += _wrk(base + "/predict", body, connections=4, seconds=3, delay_ms=None)["ok"]
-        capacity = _wrk(base + "/predict", body, connections=4, seconds=8, delay_ms=None)
-        answered += capacity["ok"]
+        _wrk(
+            base + "/predict",
+            body,
+            connections=4,
+            seconds=3,
+            delay_ms=None,
+            answered=ids,
+            run="warmup",
+        )
+        capacity = _wrk(
+            base + "/predict",
+            body,
+            connections=4,
+            seconds=8,
+            delay_ms=None,
+            answered=ids,
+            run="capacity",
+        )
         target_rps = 0.8 * capacity["rps"] / WORKERS
         connections = 8
         delay_ms = max(0.0, connections * 1000.0 / target_rps)
@@ -447,6 +503,8 @@ def main() -> None:
                 connections=connections,
                 seconds=phase_seconds,
                 delay_ms=delay_ms,
+                answered=ids,
+                run=name,
             )
             if thread is not None:
                 thread.join()
@@ -456,7 +514,6 @@ def main() -> None:
                 "spooled_after": _metric(base, "churnops_store_spooled_records"),
                 "rss_mb_after": round(_rss_mb(_tree(server.pid)), 1),
             }
-            answered += run["ok"]
             print(json.dumps(run), flush=True)
             phases.append(run)
         # Let the writers replay what was spooled, then stop the server: SIGTERM flushes.
@@ -475,7 +532,9 @@ def main() -> None:
         sampler.stop()
         log.close()
     spool_bytes = sum(p.stat().st_size for p in work.glob("spool*.jsonl*") if p.is_file())
-    stored, distinct = _stored(db_name, dsn)
+    stored_ids = _stored(db_name, dsn)
+    answered_ids = _answered(ids)
+    stored_set = set(stored_ids)
     _drop_database(db_name, dsn)
     pg.down()
     redis.down()
@@ -494,10 +553,13 @@ def main() -> None:
         "phases": phases,
         "startup_seconds": round(startup_s, 2),
         "peak_rss_mb": round(sampler.peak_mb, 1),
-        "answered_2xx": answered,
+        "answered_2xx": len(answered_ids),
+        "answered_distinct_ids": len(set(answered_ids)),
+        "lost": len(set(answered_ids) - stored_set),
+        "stored_not_seen_answered": len(stored_set - set(answered_ids)),
         "made_counter_at_end": made,
-        "stored": stored,
-        "stored_distinct_ids": distinct,
+        "stored": len(stored_ids),
+        "stored_distinct_ids": len(stored_set),
         "spool_bytes_left": spool_bytes,
         "whole_process_seconds": round(time.perf_counter() - started_all, 1),
     }
@@ -539,13 +601,15 @@ def _markdown(report: dict[str, Any]) -> str:
         report["stored"],
         report["stored_distinct_ids"],
     )
-    lost = answered - stored
     lines += [
         "",
-        f"- Answered 2xx (every wrk run: warm-up, capacity probe and phases): {answered:,}. "
-        f"Stored after shutdown: {stored:,} rows, {distinct:,} distinct prediction ids "
-        f"(duplicates: {stored - distinct}). Server's own counter at the end: {report['made_counter_at_end']:,.0f}.",
-        f"- Lost (answered but not stored): {lost:,}.",
+        f"- Answered 2xx, counted by request id (warm-up, capacity probe and phases): {answered:,}. "
+        f"Stored after shutdown: {stored:,} rows, {distinct:,} distinct request ids "
+        f"(duplicated: {stored - distinct}).",
+        f"- Lost (answered 2xx, not stored): {report['lost']:,}. Stored without an answer seen by "
+        f"the client (in flight when wrk stopped a run, or on the killed worker's connections): "
+        f"{report['stored_not_seen_answered']:,}. Server's own prediction counter at the end "
+        f"(the killed worker's last second unpublished): {report['made_counter_at_end']:,.0f}.",
         f"- Spool left after shutdown: {report['spool_bytes_left']:,} bytes.",
         f"- Start-up to /ready: {report['startup_seconds']:.2f} s. Peak RSS of the process tree "
         f"(CLI, {report['workers']} workers, writer children): {report['peak_rss_mb']:.0f} MB.",
