@@ -6,7 +6,9 @@ cannot write (read_only: true), the image's and the service's environment with t
 volumes and secrets mapped onto folders, loopback only. Each waits until the service's own
 healthcheck answers, then checks what stopped the shipped stack:
 - MLflow refused every call made as http://mlflow:5000 (Host header not allowed: 403);
-- `churnops serve` wrote its spool under the read-only working directory and died at start-up.
+- `churnops serve` wrote its spool under the read-only working directory and died at start-up
+  (and numba, needing a writable cache folder, could not load the tree walk);
+and that the flows profile's Prefect server starts on Postgres writing only to its volume.
 """
 
 from __future__ import annotations
@@ -169,4 +171,26 @@ def test_api_starts_as_uid_1000_with_a_read_only_root(
     written = [p for p in volume.rglob("*") if p.is_file()]
     assert any(p.name.startswith("spool") for p in written), written
     assert all(p.stat().st_uid == 1000 for p in written)
+    assert container.unexpected_files() == []
+
+
+def test_prefect_server_of_the_flows_profile_starts_on_postgres(container: Container) -> None:
+    """The flows profile's Prefect server: its command, state in Postgres (asyncpg), files only
+    in its PREFECT_HOME volume."""
+    service = compose()["services"]["prefect-server"]
+    port = free_port()
+    command = _loopback(list(service["command"]), port)
+    with postgres_database() as database_url:
+        asyncpg_url = database_url.replace("postgresql+psycopg://", "postgresql+asyncpg://")
+        env = container.env(
+            "flows",
+            "prefect-server",
+            PREFECT_API_DATABASE_CONNECTION_URL=asyncpg_url,
+            PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
+        )
+        assert env["PREFECT_HOME"] == str(container.mounts["/var/lib/prefect"])
+        with run_as_container(command, container, env) as process:
+            _wait_healthy(process, _healthcheck_url("prefect-server", port), timeout=180)
+            flows = httpx.post(f"http://127.0.0.1:{port}/api/flows/filter", json={}, timeout=30)
+            assert flows.status_code == 200 and flows.json() == []
     assert container.unexpected_files() == []

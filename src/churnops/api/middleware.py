@@ -23,7 +23,7 @@ from churnops.api.errors import (
 from churnops.api.service import predict_one
 from churnops.apikeys import bearer_token
 from churnops.errors import ChurnopsError
-from churnops.logformat import log_context
+from churnops.logformat import bind_request, unbind
 
 OPEN_PATHS = frozenset(
     {"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
@@ -110,21 +110,22 @@ class ServingMiddleware:
                 message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
-        with log_context(request_id=request_id, model_version=version):
-            try:
-                await self._handle(scope, receive, send_wrapper, path, headers)
-            except BodyTooLargeError as exc:  # raised while streaming, before the route answered
-                if not sent_start:
-                    await _send_error(send_wrapper, 413, "body_too_large", str(exc))
-            except Exception:
-                if sent_start:
-                    raise  # FastAPI's error middleware already answered; let the server log it
-                response = unexpected_error_response(scope["method"], path)
-                await response(scope, receive, send_wrapper)
-            finally:
-                self.service.metrics.observe_request(
-                    route, scope["method"], status, time.perf_counter() - started
-                )
+        token = bind_request(request_id, version)
+        try:
+            await self._handle(scope, receive, send_wrapper, path, headers)
+        except BodyTooLargeError as exc:  # raised while streaming, before the route could answer
+            if not sent_start:
+                await _send_error(send_wrapper, 413, "body_too_large", str(exc))
+        except Exception:
+            if sent_start:
+                raise  # FastAPI's error middleware already answered; let the server log it
+            response = unexpected_error_response(scope["method"], path)
+            await response(scope, receive, send_wrapper)
+        finally:
+            self.service.metrics.observe_request(
+                route, scope["method"], status, time.perf_counter() - started
+            )
+            unbind(token)
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, path: str, headers: dict[bytes, bytes]
