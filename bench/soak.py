@@ -153,15 +153,20 @@ def _rss_mb(pids: list[int]) -> float:
 
 
 class RssSampler:
-    """Peak RSS of the server's whole process tree, sampled every 0.5 s."""
+    """Peak RSS of the server's whole process tree and peak spooled predictions (from /metrics),
+    sampled every 0.5 s; `phase_spool_peak` restarts with each phase."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak_mb, self._stop = pid, 0.0, threading.Event()
+    def __init__(self, pid: int, base: str) -> None:
+        self.pid, self.base, self.peak_mb, self._stop = pid, base, 0.0, threading.Event()
+        self.phase_spool_peak = 0.0
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
             self.peak_mb = max(self.peak_mb, _rss_mb(_tree(self.pid)))
+            spooled = _metric(self.base, "churnops_store_spooled_records")
+            if spooled == spooled:  # not NaN: the server answered
+                self.phase_spool_peak = max(self.phase_spool_peak, spooled)
 
     def stop(self) -> None:
         self._stop.set()
@@ -260,6 +265,16 @@ def _metric(base: str, name: str) -> float:
             if line.startswith(name) and not line.startswith("#")
         )
     return float("nan")
+
+
+def _served_version(base: str) -> str:
+    """The model version /ready says is served (e.g. "version 3")."""
+    import httpx
+
+    with suppress(httpx.HTTPError, KeyError, ValueError):
+        check = httpx.get(base + "/ready", timeout=5).json()["checks"]["model"]
+        return "version " + str(check).rsplit("version ", 1)[1]
+    return "?"
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 180) -> float:
@@ -455,7 +470,7 @@ def main() -> None:
         [str(VENV_BIN / "churnops"), "serve", "--port", str(port), "--workers", str(WORKERS)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    sampler = RssSampler(server.pid)
+    sampler = RssSampler(server.pid, base)
     faults = Faults(server, pg, redis, outage, settings)
     phases: list[dict[str, Any]] = []
     ids = work / "answered"
@@ -482,7 +497,8 @@ def main() -> None:
         )
         target_rps = 0.8 * capacity["rps"] / WORKERS
         connections = 8
-        delay_ms = max(0.0, connections * 1000.0 / target_rps)
+        # A connection waits for its answer, then `delay`: take the typical answer time off.
+        delay_ms = max(0.0, connections * 1000.0 / target_rps - (capacity["p50_ms"] or 0.0))
         plan: list[tuple[str, Any]] = [
             ("steady", None),
             ("kill_worker", faults.kill_worker),
@@ -493,6 +509,7 @@ def main() -> None:
             ("rollback", faults.rollback),
         ]
         for name, fault in plan:
+            sampler.phase_spool_peak = 0.0
             thread = None
             if fault is not None:
                 thread = threading.Timer(phase_seconds / 3, fault)
@@ -511,7 +528,9 @@ def main() -> None:
             run |= {
                 "phase": name,
                 "fault": faults.notes.get(name, "none"),
+                "spool_peak": sampler.phase_spool_peak,
                 "spooled_after": _metric(base, "churnops_store_spooled_records"),
+                "served_after": _served_version(base),
                 "rss_mb_after": round(_rss_mb(_tree(server.pid)), 1),
             }
             print(json.dumps(run), flush=True)
@@ -586,15 +605,16 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{report['connections']} connections, {report['phase_seconds']:g} s per phase, outages "
         f"{report['outage_seconds']:g} s. Baseline for the ratios: the `{report['baseline_phase']}` phase.",
         "",
-        "| phase | fault | requests | 2xx | non-2xx | socket errors | rps | p50 ms | p99 ms | p99 vs baseline | rps vs baseline | spooled after | tree RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| phase | fault | requests | 2xx | non-2xx | socket errors | rps | p50 ms | p99 ms | p99 vs baseline | rps vs baseline | spool peak / after | serving after | tree RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in report["phases"]:
         lines.append(
             f"| {p['phase']} | {p['fault']} | {p['requests']:,} | {p['ok']:,} | {p['non_2xx']:,} | "
             f"{p['socket_errors']:,} | {p['rps']:,.0f} | {p['p50_ms'] or 0:.2f} | {p['p99_ms'] or 0:.2f} | "
             f"{ratio(p['p99_ms'], base['p99_ms'])} | {ratio(p['rps'], base['rps'])} | "
-            f"{p['spooled_after']:.0f} | {p['rss_mb_after']:.0f} |"
+            f"{p['spool_peak']:.0f} / {p['spooled_after']:.0f} | {p['served_after']} | "
+            f"{p['rss_mb_after']:.0f} |"
         )
     answered, stored, distinct = (
         report["answered_2xx"],

@@ -96,7 +96,9 @@ def _loopback(command: list[str], port: int) -> list[str]:
     return out
 
 
-def test_mlflow_answers_the_host_name_compose_gives_it(container: Container) -> None:
+def test_mlflow_answers_the_host_name_compose_gives_it_and_the_trainer_trains(
+    container: Container,
+) -> None:
     service = compose()["services"]["mlflow"]
     port = free_port()
     command = _loopback(list(service["command"]), port)
@@ -119,7 +121,37 @@ def test_mlflow_answers_the_host_name_compose_gives_it(container: Container) -> 
         # The protection stays on for any other name (DNS rebinding).
         other = httpx.get(search, headers={"Host": "rebound.example:5000"}, timeout=30)
         assert other.status_code == 403
+        _train_like_the_trainer(container, f"http://127.0.0.1:{port}")
     assert container.unexpected_files() == []
+
+
+def _train_like_the_trainer(container: Container, mlflow_url: str) -> None:
+    """The one-off trainer's command (uid 1000, read-only root) against that MLflow server,
+    artifacts uploaded through it; a second run finds the champion and does nothing."""
+    import subprocess
+
+    command = compose()["services"]["trainer"]["command"]
+    env = container.env(
+        "api",
+        "trainer",
+        MLFLOW_TRACKING_URI=mlflow_url,
+        CHURNOPS_TRAINING__CANDIDATES='["logistic_regression"]',
+        CHURNOPS_TRAINING__BUDGET_MINUTES="0.01",
+    )
+    for _ in range(2):
+        with run_as_container(command, container, env) as process:
+            try:
+                process.wait(240)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the trainer did not finish in 240 s")
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            assert process.returncode == 0, stderr[-3000:]
+    aliases = httpx.get(
+        f"{mlflow_url}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "churn-model", "alias": "champion"},
+        timeout=30,
+    )
+    assert aliases.status_code == 200 and aliases.json()["model_version"]["version"] == "1"
 
 
 def test_api_starts_as_uid_1000_with_a_read_only_root(
