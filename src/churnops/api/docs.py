@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from churnops.errors import ConfigError
+
 DOCS_PATH = "/docs"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 ASSETS_PREFIX = "/docs/assets/"
@@ -39,7 +41,10 @@ def install_docs(app: FastAPI, *, title: str, openapi_url: str) -> frozenset[str
     folder = swagger_ui_folder()
     missing = [name for name in ASSET_FILES if not (folder / name).is_file()]
     if missing:  # a broken install shows at start-up, not as a blank page
-        raise RuntimeError(f"Swagger UI files missing from {folder}: {', '.join(missing)}")
+        raise ConfigError(
+            f"Swagger UI files missing from {folder}: {', '.join(missing)} "
+            "(reinstall swagger-ui-bundle-v2, or set serving.docs_access: off)"
+        )
 
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
