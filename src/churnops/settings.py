@@ -185,7 +185,7 @@ class ServingSettings(BaseModel):
     store_flush_interval_seconds: float = 0.5
     store_batch_size: int = 500
     metrics_dir: str | None = None  # shared by the workers of one server; set by `churnops serve`
-    # /docs, /redoc, /openapi.json: open, behind the API key, or not served. None: `key` in
+    # /docs (Swagger UI, served locally), /openapi.json: open, behind the API key, or not served. None: `key` in
     # production, `public` otherwise.
     docs_access: Literal["public", "key", "off"] | None = None
     ready_timeout_seconds: float = Field(

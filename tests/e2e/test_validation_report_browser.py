@@ -17,7 +17,8 @@ from churnops.data.schema import infer_schema
 from churnops.settings import DataSettings, DirectionExpectation, ValidationSettings
 from churnops.validation.report import write_html
 from churnops.validation.run import ModelUnderTest, validate_model
-from tests.e2e.test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DOCS_IMG, _need_chromium
+from tests.e2e.test_app_browser import ARTIFACTS, DOCS_IMG
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def _report(path: Path) -> Path:
 
 
 def test_report_reads_well_in_a_browser(tmp_path: Path) -> None:
-    _need_chromium()
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     report = _report(tmp_path / "report.html")

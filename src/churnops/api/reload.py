@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from churnops.api.contract import Contract, build_contract
 from churnops.errors import ModelNotFoundError
+from churnops.logformat import set_process_fields
 from churnops.modeling.scorer import Scorer
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class ModelManager:
                 return ReloadResult("failed", previous, previous, str(exc))
             self.current = loaded  # the atomic swap
             self.last_error = None
+            set_process_fields(model_version=loaded.version)  # on this worker's log lines from now
             logger.info(
                 "serving %s version %s (was %s), loaded in %.1fs",
                 loaded.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "churnops.champion_history"
+# What MLflow 3 returns for a logged model: models:/m-<id>. A tracking *server* refuses such a
+# source for a new version unless the version also names the model id (SQLite does not check).
+_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)$")
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,14 @@ def register_version(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="churnops churn-risk model")
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+    logged = _LOGGED_MODEL_URI.match(model_uri)
+    version = client.create_model_version(
+        name,
+        source=model_uri,
+        run_id=run_id,
+        tags=tags,
+        model_id=logged.group(1) if logged else None,
+    )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return client.get_model_version(name, version.version)
 
