@@ -50,6 +50,18 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedM
     yield TrainedModel(settings=settings, client=client, outcome=outcome, frame=frame)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _restore_mlflow_uris_per_module() -> Iterator[None]:
+    """Module fixtures that train into their own store (the retraining world, the validation
+    runs) must not leave MLflow pointing at it for the next module."""
+    import mlflow
+
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)
+
+
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris() -> Iterator[None]:
     """Tests that train into their own store must not leave MLflow pointing at it."""

@@ -446,6 +446,7 @@ def test_request_id_is_stored_exactly_as_sent(
             path, content=orjson.dumps(body), headers=JSON | {"X-Request-ID": request_id.encode()}
         )
         assert response.status_code == 200, response.text
+        assert "x-request-id" not in response.headers  # not ASCII: stored and logged, not echoed
     # (Bytes that are not UTF-8 are refused too: see the unit tests; the test client re-encodes.)
     for bad in (b"r" * 129, b"id-with-\x7f-delete"):
         for path in ("/predict", "/predict/batch"):

@@ -244,6 +244,7 @@ def test_lineage_traces_predictions_to_alias_run_data_and_decisions(
 
     first = lineage(by_champion)
     assert first["prediction"]["prediction_id"] == by_champion
+    assert first["prediction"]["variant"] == "champion"  # no deployment: the champion answered
     assert first["model"]["version"] == v1 and first["model"]["alias_at_prediction"] == "champion"
     manifest = manifest_of(client, first["model"]["run_id"])
     assert first["training_run"]["run_id"] == first["model"]["run_id"]

@@ -40,4 +40,9 @@ class TrainedModel:
         return f"models:/{self.settings.registry.model_name}@champion"
 
     def scorer(self) -> Scorer:
+        """The champion of this model's own registry, whatever MLflow points at right now."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.settings.resolved_tracking_uri())
+        mlflow.set_registry_uri(self.settings.resolved_tracking_uri())
         return load_scorer(self.champion_uri)[0]

@@ -98,7 +98,9 @@ class ServingMiddleware:
         # Every line logged while this request runs (uvicorn's access line included) names it and
         # the model version serving it; the id goes back in the X-Request-ID response header.
         request_id = log_request_id(headers.get(b"x-request-id"))
-        echoed = (b"x-request-id", request_id.encode())
+        # Echoed only when ASCII: many HTTP clients refuse other bytes in a response header (the
+        # client sent a UTF-8 id, so it has it; the store and the log lines keep it as sent).
+        echoed = [(b"x-request-id", request_id.encode())] if request_id.isascii() else []
         model = self.service.models.current
         version = model.version if model is not None else None
 
@@ -107,7 +109,7 @@ class ServingMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 sent_start = True
-                message["headers"] = [*message.get("headers", ()), echoed]
+                message["headers"] = [*message.get("headers", ()), *echoed]
             await send(message)
 
         token = bind_request(request_id, version)

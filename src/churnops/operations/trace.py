@@ -118,6 +118,7 @@ def _prediction_dict(p: StoredPrediction) -> dict[str, Any]:
         "risk_level": p.risk_level,
         "model_name": p.model_name,
         "model_version": p.model_version,
+        "variant": p.variant,
     }
 
 

@@ -30,6 +30,8 @@ class StoredPrediction:
     risk_level: str
     reasons: Any
     features: dict[str, Any]
+    variant: str = "champion"  # which side of a deployment answered (champion or challenger)
+    latency_us: int | None = None
 
 
 def _one(store: PredictionStore, stmt: Any, what: str) -> StoredPrediction | None:
