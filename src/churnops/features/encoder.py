@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
 
 from churnops.data.schema import MISSING_CATEGORY, Schema
+
+if TYPE_CHECKING:  # a fitted transformer comes with sklearn loaded; encoding needs no sklearn
+    from sklearn.compose import ColumnTransformer
 
 Records = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 

@@ -16,7 +16,10 @@ lookup cannot read.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import pickle
 import sys
 import tempfile
 from collections.abc import Callable
@@ -35,12 +38,24 @@ from churnops.modeling.requirements import mismatches
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from churnops.modeling.scorer import Scorer
+    from churnops.modeling.scorer import ModelBundle, Scorer
 
 BUNDLE_ARTIFACT = "bundle"
 LOADER_MODULE = "mlflow.pyfunc.model"  # MLflow's loader of PythonModel subclasses
 MLMODEL = "MLmodel"
 REQUIREMENTS = "requirements.txt"
+SERVING_FILE = "scorer.pickle"  # the detached Scorer (cache entries only)
+# The modules whose classes the detached scorer pickles (their source salts the cache key).
+PICKLED_MODULES = (
+    "modeling/scorer.py",
+    "modeling/predictors.py",
+    "modeling/forest.py",
+    "modeling/calibration.py",
+    "features/encoder.py",
+    "data/schema.py",
+    "data/profile.py",
+    "settings.py",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +105,43 @@ def _from_cache(
     record = lookup_version(source.registry_uri, model_uri)
     if record is None:
         return None
-    cache = ModelCache(cache_dir)
+    cache = ModelCache(cache_dir, salt=code_salt())
     entry = cache.get(record, source.registry_uri)
     if entry is not None:
-        return _load_local(entry, model_uri)
+        return _load_local(entry, model_uri, detached=True)
     with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
         local = _download(record.uri, Path(scratch), source)
-        loaded = _load_local(local, model_uri)  # only a model that loads is cached
-        bundle_path = loaded[1].flavors["python_function"]["artifacts"][BUNDLE_ARTIFACT]["path"]
-        files = [MLMODEL, str(bundle_path)]
+        scorer, meta = _load_local(local, model_uri)  # only a model that loads is cached
+        files = [MLMODEL, _bundle_path(meta)]
         if (local / REQUIREMENTS).exists():
             files.append(REQUIREMENTS)
+        if scorer.detachable:
+            _save_detached(scorer, local / SERVING_FILE)
+            files.append(SERVING_FILE)
         try:
             cache.put(record, source.registry_uri, local, files)
         except OSError as exc:  # a read-only home: serve anyway, uncached
             logger.warning("model %s not cached in %s: %s", record.uri, cache_dir, exc)
-        return loaded
+        return scorer, meta
+
+
+def _save_detached(scorer: Scorer, path: Path) -> None:
+    """The scorer without library objects, checked to score the bundle's example identically."""
+    detached = pickle.loads(pickle.dumps(scorer.detached(), protocol=pickle.HIGHEST_PROTOCOL))
+    example = scorer.bundle.input_example
+    if example and detached.score_rows(example) != scorer.score_rows(example):
+        raise ModelNotFoundError("the detached scorer disagrees with the bundle")  # never cached
+    path.write_bytes(pickle.dumps(scorer.detached(), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@functools.cache
+def code_salt() -> str:
+    """A digest of the code whose objects the detached scorer pickles: other code, other entry."""
+    digest = hashlib.sha256(sys.version.encode())
+    package = Path(__file__).resolve().parents[1]
+    for relative in PICKLED_MODULES:
+        digest.update((package / relative).read_bytes())
+    return digest.hexdigest()
 
 
 def _download(model_uri: str, destination: Path | None, source: ModelSource | None) -> Path:
@@ -137,28 +173,47 @@ def _read_mlmodel(local: Path, model_uri: str) -> ModelFiles:
     return ModelFiles(flavors=data.get("flavors") or {}, metadata=data.get("metadata") or {})
 
 
-def _load_local(local: Path, model_uri: str) -> tuple[Scorer, ModelFiles]:
-    import joblib
+def _bundle_path(meta: ModelFiles) -> str:
+    flavor = meta.flavors.get("python_function") or {}
+    return str(((flavor.get("artifacts") or {}).get(BUNDLE_ARTIFACT) or {}).get("path") or "")
 
-    from churnops.modeling.scorer import ModelBundle, Scorer
+
+def _load_local(
+    local: Path, model_uri: str, *, detached: bool = False
+) -> tuple[Scorer, ModelFiles]:
+    """The Scorer of a model folder; `detached`: from its saved detached scorer when it has one
+    (a verified cache entry), the bundle then read only if a library object is needed."""
+    from churnops.modeling.scorer import Scorer
 
     meta = _read_mlmodel(local, model_uri)
     flavor = meta.flavors.get("python_function") or {}
-    bundle_entry = (flavor.get("artifacts") or {}).get(BUNDLE_ARTIFACT) or {}
-    if (
-        flavor.get("loader_module") != LOADER_MODULE
-        or "churnops" not in meta.metadata
-        or not bundle_entry.get("path")
-    ):
+    bundle_path = _bundle_path(meta)
+    if flavor.get("loader_module") != LOADER_MODULE or "churnops" not in meta.metadata:
+        raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
+    if not bundle_path:
         raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
     _warn_mismatches(model_uri, local, str(flavor.get("python_version", "")))
+    if detached and (local / SERVING_FILE).is_file():
+        scorer = pickle.loads((local / SERVING_FILE).read_bytes())
+        if not isinstance(scorer, Scorer):
+            raise ModelNotFoundError(f"{model_uri!r}: the cached scorer is not a Scorer")
+        scorer.bind(lambda: _read_bundle(local / bundle_path, model_uri))
+        return scorer, meta
+    return Scorer(_read_bundle(local / bundle_path, model_uri)), meta
+
+
+def _read_bundle(path: Path, model_uri: str) -> ModelBundle:
+    import joblib
+
+    from churnops.modeling.scorer import ModelBundle
+
     try:
-        bundle = joblib.load(local / bundle_entry["path"])
+        bundle = joblib.load(path)
     except Exception as exc:
         raise ModelNotFoundError(f"cannot load model {model_uri!r}: {exc}") from exc
     if not isinstance(bundle, ModelBundle):
         raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
-    return Scorer(bundle), meta
+    return bundle
 
 
 def _warn_mismatches(model_uri: str, local: Path, python_version: str) -> None:

@@ -54,12 +54,16 @@ def _check_private(folder: Path) -> None:
 class ModelCache:
     """Entries under `root`, one folder per registered version."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, salt: str = "") -> None:
         self.root = root
+        self.salt = salt  # what else the entries depend on (the code that reads them)
+
+    def key(self, record: VersionRecord, registry_uri: str) -> str:
+        return hashlib.sha256(f"{record.key(registry_uri)}:{self.salt}".encode()).hexdigest()
 
     def entry(self, record: VersionRecord, registry_uri: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", record.name)[:80]
-        return self.root / f"{safe}-v{record.version}-{record.key(registry_uri)[:24]}"
+        return self.root / f"{safe}-v{record.version}-{self.key(record, registry_uri)[:24]}"
 
     def get(self, record: VersionRecord, registry_uri: str) -> Path | None:
         """The verified entry of this version, or None (absent, or not what was written)."""
@@ -73,7 +77,7 @@ class ModelCache:
         except (OSError, ValueError) as exc:
             logger.warning("model cache entry %s unusable: %s", entry, exc)
             return None
-        expected = {"format": FORMAT, "key": record.key(registry_uri)}
+        expected = {"format": FORMAT, "key": self.key(record, registry_uri)}
         if any(manifest.get(name) != value for name, value in expected.items()):
             return None
         for relative, digest in manifest.get("files", {}).items():
@@ -98,7 +102,7 @@ class ModelCache:
                 digests[relative] = _digest(target)
             manifest = {
                 "format": FORMAT,
-                "key": record.key(registry_uri),
+                "key": self.key(record, registry_uri),
                 "registry": redact(registry_uri),
                 "model": record.uri,
                 "source": record.source,
