@@ -13,12 +13,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from churnops.data.schema import MISSING_CATEGORY, Schema
+from churnops.lazy import lazy_module
 
-if TYPE_CHECKING:  # a fitted transformer comes with sklearn loaded; encoding needs no sklearn
-    from sklearn.compose import ColumnTransformer
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer  # a fitted one comes with sklearn loaded
+else:  # frames only: the API scores plain records and never needs pandas
+    pd = lazy_module("pandas")
 
 Records = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 

@@ -14,15 +14,20 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
-import pandas as pd
 
 from churnops.data.profile import ReferenceProfile
 from churnops.data.schema import Schema
 from churnops.features.encoder import FastEncoder, Records
+from churnops.lazy import lazy_module
 from churnops.modeling.calibration import Calibrator
 from churnops.modeling.forest import RELEASE_GIL_ROWS
 from churnops.modeling.predictors import predictor_for
 from churnops.settings import RISK_LEVELS, RiskBands
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API scores plain records and never needs pandas
+    pd = lazy_module("pandas")
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import pandas as pd
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -50,6 +49,9 @@ from churnops.store.records import (
     to_jsonable,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -562,6 +564,8 @@ class PredictionStore:
 
 
 def _predictions_frame(rows: Sequence[Any]) -> pd.DataFrame:
+    import pandas as pd  # reads only: the writer child and the API's hot path never need it
+
     """Rows of (META_COLUMNS..., features) -> frame with the features expanded into columns."""
     meta = pd.DataFrame.from_records(
         [tuple(row[:-1]) for row in rows], columns=list(META_COLUMNS), coerce_float=False
