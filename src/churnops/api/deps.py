@@ -173,6 +173,7 @@ class ServiceState:
                 reconnect_interval=max(
                     0.5, min(5.0, self.serving.store_flush_interval_seconds * 4)
                 ),
+                schema_ready=self.store is not None and self.store.schema_ready,
             ),
             lock_fd=None if self._spool_lock is None else self._spool_lock.fileno(),
             refuse_when_full=self.settings.resolved_on_spool_full() == "refuse",
