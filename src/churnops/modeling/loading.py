@@ -41,7 +41,9 @@ if TYPE_CHECKING:
     from churnops.modeling.scorer import ModelBundle, Scorer
 
 BUNDLE_ARTIFACT = "bundle"
-LOADER_MODULE = "mlflow.pyfunc.model"  # MLflow's loader of PythonModel subclasses
+# MLflow's loaders of our model: from code (`modeling/model_code.py`, logged today) and of a
+# pickled PythonModel (models logged before).
+LOADER_MODULES = ("mlflow.pyfunc.loaders.code_model", "mlflow.pyfunc.model")
 MLMODEL = "MLmodel"
 REQUIREMENTS = "requirements.txt"
 SERVING_FILE = "scorer.pickle"  # the detached Scorer (cache entries only)
@@ -188,7 +190,7 @@ def _load_local(
     meta = _read_mlmodel(local, model_uri)
     flavor = meta.flavors.get("python_function") or {}
     bundle_path = _bundle_path(meta)
-    if flavor.get("loader_module") != LOADER_MODULE or "churnops" not in meta.metadata:
+    if flavor.get("loader_module") not in LOADER_MODULES or "churnops" not in meta.metadata:
         raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
     if not bundle_path:
         raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")

@@ -26,6 +26,7 @@ from churnops.modeling.requirements import pinned_requirements
 from churnops.modeling.scorer import ModelBundle, Scorer
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MODEL_CODE = Path(__file__).resolve().with_name("model_code.py")
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def _log(
     )
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=ChurnModel(),
+        python_model=str(MODEL_CODE),  # models from code: no CloudPickle of our objects
         artifacts={
             BUNDLE_ARTIFACT: str(bundle_path),
             "schema": str(schema_path),
