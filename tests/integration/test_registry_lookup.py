@@ -4,8 +4,15 @@ registry it cannot read."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,17 +21,22 @@ from mlflow.tracking import MlflowClient
 
 from churnops.modeling.registry_lookup import lookup_version, parse_model_uri, redact
 from tests.support.services import postgres_base_url, require_postgres
+from tests.support.stores import free_port
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "server"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, MlflowClient]]:
     """A real MLflow registry (MLflow's own migrations) with model `m`: versions 1 and 2,
-    `champion` on version 1."""
+    `champion` on version 1; in SQLite, in Postgres, or behind a live `mlflow server` (REST)."""
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
         yield uri, _registry(uri, tmp_path)
+        return
+    if request.param == "server":
+        with _mlflow_server(tmp_path) as uri:
+            yield uri, _registry(uri, tmp_path)
         return
     admin_url = postgres_base_url()
     require_postgres(admin_url)
@@ -41,11 +53,47 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         admin.dispose()
 
 
+@contextmanager
+def _mlflow_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--default-artifact-root", str(tmp_path / "server-artifacts"),
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, "mlflow server exited"
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
 def _registry(uri: str, tmp_path: Path) -> MlflowClient:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(experiment).info.run_id
     client.create_registered_model("m")
     for index in (1, 2):
-        client.create_model_version("m", source=str(tmp_path / f"model-{index}"))
+        client.create_model_version("m", source=f"runs:/{run_id}/model-{index}", run_id=run_id)
     client.set_registered_model_alias("m", "champion", "1")
     return client
 
@@ -90,7 +138,10 @@ def test_a_model_registered_again_under_the_same_name_gets_another_key(
     before = lookup_version(uri, "models:/m/1")
     client.delete_registered_model("m")
     client.create_registered_model("m")
-    client.create_model_version("m", source=str(tmp_path / "another-model"))
+    experiment = client.get_experiment_by_name("e")
+    assert experiment is not None
+    run_id = client.create_run(experiment.experiment_id).info.run_id
+    client.create_model_version("m", source=f"runs:/{run_id}/another-model", run_id=run_id)
 
     after = lookup_version(uri, "models:/m/1")
 
@@ -105,7 +156,7 @@ def test_other_registries_and_uris_are_left_to_mlflow(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _registry(uri, tmp_path)
     assert lookup_version(uri, "models:/m@champion") is not None
-    for other in ("file:///tmp/mlruns", "http://mlflow:5000", "databricks"):
+    for other in ("file:///tmp/mlruns", "databricks", "databricks://profile"):
         assert lookup_version(other, "models:/m@champion") is None
     assert lookup_version(f"sqlite:///{tmp_path / 'missing.db'}", "models:/m@champion") is None
     assert not (tmp_path / "missing.db").exists()  # read-only: never creates a registry

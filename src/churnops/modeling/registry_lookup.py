@@ -5,9 +5,10 @@ the first query; a consumer that already holds the model in its local cache (`mo
 needs to know which version the alias points to now. That is one indexed row in the tables MLflow
 itself reads (`registered_model_aliases`, `model_versions`), so it is read here with the standard
 `sqlite3` module (or SQLAlchemy Core for a server database), read-only, every time: the answer is
-never older than the registry's own. Anything this cannot answer with certainty (a REST or
-Databricks registry, a non-default MLflow workspace, a schema it does not know, no such alias)
-gives None, and the caller asks MLflow, which then also words the error.
+never older than the registry's own. An MLflow server is asked the same through its REST API
+(stdlib `urllib`, token or basic auth from MLflow's variables). Anything this cannot answer with
+certainty (Databricks, a non-default MLflow workspace, TLS client settings, a schema it does not
+know, no such alias) gives None, and the caller asks MLflow, which then also words the error.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def lookup_version(registry_uri: str, model_uri: str) -> VersionRecord | None:
             row = _sqlite_row(registry_uri, name, key, by_alias=alias is not None)
         elif registry_uri.split(":", 1)[0].split("+", 1)[0] in SERVER_DIALECTS:
             row = _server_row(registry_uri, name, key, by_alias=alias is not None)
+        elif registry_uri.startswith(("http://", "https://")):
+            row = _rest_row(registry_uri, name, key, by_alias=alias is not None)
         else:
             return None
     except Exception as exc:  # an unknown schema or an unreachable database: MLflow decides
@@ -167,3 +170,53 @@ def _server_row(uri: str, name: str, key: str, *, by_alias: bool) -> tuple[Any, 
 
 def _typed(key: str, by_alias: bool) -> str | int:
     return key if by_alias else int(key)
+
+
+# MLflow's client settings this lookup does not implement: with any of them, MLflow asks.
+_TLS_SETTINGS = (
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "MLFLOW_TRACKING_AUTH",
+)
+
+
+def _rest_row(uri: str, name: str, key: str, *, by_alias: bool) -> tuple[Any, ...] | None:
+    """The same row from an MLflow server's REST API (stdlib `urllib`: no client to import)."""
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if any(os.environ.get(setting) for setting in _TLS_SETTINGS):
+        raise LookupError("TLS or auth plugin settings: left to MLflow")
+    if by_alias:
+        path = "registered-models/alias"
+        query = {"name": name, "alias": key}
+    else:
+        path = "model-versions/get"
+        query = {"name": name, "version": key}
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}"
+    request = urllib.request.Request(url)
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    elif user:
+        secret = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(secret).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            found = json.loads(response.read())["model_version"]
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # no such model, alias or version
+            return None
+        raise
+    return (
+        found["name"],
+        found["version"],
+        found.get("source"),
+        found.get("run_id"),
+        found.get("creation_timestamp"),
+        found.get("status"),
+    )
