@@ -88,6 +88,10 @@ test-fast: setup
 	$(BIN)/pytest -q -m "not slow and not spark" tests
 
 bench: setup
+	@# bench/serve.py drives the servers with wrk (Debian package); install it when missing.
+	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	fi
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 lock: $(STAMP)

@@ -55,3 +55,7 @@ class StoreError(ChurnopsError):
 
 class RetrainingError(ChurnopsError):
     """A retraining started but could not finish (recorded as a `failed` decision)."""
+
+
+class DeploymentError(ChurnopsError):
+    """A deployment request that cannot be carried out (none running, one already running, ...)."""

@@ -95,6 +95,67 @@ class TrainingSettings(BaseModel):
     allow_leakage: bool = False
 
 
+CheckName = Literal[
+    "segment_regression", "fairness", "invariance", "direction", "robustness", "edge_cases"
+]
+ALL_CHECKS: tuple[CheckName, ...] = (
+    "segment_regression",
+    "fairness",
+    "invariance",
+    "direction",
+    "robustness",
+    "edge_cases",
+)
+
+
+class FairnessLimits(BaseModel):
+    """Largest gap between groups of a sensitive column (Fairlearn's definitions)."""
+
+    demographic_parity_difference: float = Field(0.1, gt=0.0, le=1.0)
+    equalized_odds_difference: float = Field(0.1, gt=0.0, le=1.0)
+
+
+class DirectionExpectation(BaseModel):
+    """How churn risk may move along a column: `order` lists a category's values in order
+    (None: a numeric column, ordered by value); `risk` is the only direction allowed."""
+
+    column: str = Field(min_length=1)
+    risk: Literal["increasing", "decreasing"]
+    order: list[str | int | float] | None = None
+
+    @model_validator(mode="after")
+    def _order_has_two(self) -> DirectionExpectation:
+        if self.order is not None and len(self.order) < 2:
+            raise ValueError(f"direction of {self.column!r}: order needs at least 2 values")
+        return self
+
+
+class ValidationSettings(BaseModel):
+    """Checks run on every trained model before the promotion gate (docs/validation.md)."""
+
+    enabled: bool = True
+    min_segment_size: int = Field(100, ge=1)  # smaller segments and groups are not judged
+    min_class_rows: int = Field(10, ge=1)  # ROC-AUC needs this many churners and stayers
+    numeric_bins: int = Field(4, ge=2, le=20)  # quantile bins of each numeric feature
+    weakest: int = Field(5, ge=0)  # how many of the weakest segments to list
+    segment_margin: float = Field(0.05, ge=0.0, le=1.0)  # ROC-AUC drop vs the champion
+    sensitive_columns: list[str] = Field(default_factory=list)
+    fairness: FairnessLimits = Field(default_factory=FairnessLimits)
+    fairness_by_column: dict[str, FairnessLimits] = Field(default_factory=dict)
+    invariant_columns: list[str] = Field(default_factory=list)  # the id column always is
+    directions: list[DirectionExpectation] = Field(default_factory=list)
+    direction_tolerance: float = Field(0.05, ge=0.0, le=1.0)  # mean-probability step allowed
+    direction_grid: int = Field(10, ge=2, le=50)  # quantile points of a numeric column
+    robustness_noise: float = Field(0.05, ge=0.0)  # Gaussian noise, in column standard deviations
+    robustness_limit: float = Field(0.05, gt=0.0, le=1.0)  # mean |probability change| allowed
+    blocking: list[CheckName] = Field(default_factory=lambda: list(ALL_CHECKS))
+    allow: list[CheckName] = Field(default_factory=list)  # failures that may still promote
+
+    def has_columns(self) -> bool:
+        """True when any column-level setting is configured (else a table's own may apply)."""
+        return bool(self.sensitive_columns or self.invariant_columns or self.directions)
+
+
 class RegistrySettings(BaseModel):
     model_name: str = Field("churn-model", min_length=1)
     promotion_metric: str = "test_roc_auc"
@@ -129,7 +190,7 @@ class ServingSettings(BaseModel):
     store_flush_interval_seconds: float = 0.5
     store_batch_size: int = 500
     metrics_dir: str | None = None  # shared by the workers of one server; set by `churnops serve`
-    # /docs, /redoc, /openapi.json: open, behind the API key, or not served. None: `key` in
+    # /docs (Swagger UI, served locally), /openapi.json: open, behind the API key, or not served. None: `key` in
     # production, `public` otherwise.
     docs_access: Literal["public", "key", "off"] | None = None
     ready_timeout_seconds: float = Field(
@@ -203,8 +264,32 @@ class RetrainingSettings(BaseModel):
     require_approval: bool = False  # True: a passing challenger is held for a person
     rollback_watch_days: float = Field(7.0, ge=0)
     rollback_margin: float = Field(0.03, gt=0)  # ROC-AUC below the previous champion's
-    rollout: Literal["direct"] = "direct"  # how a promotion reaches traffic
+    # How a promotion reaches traffic: `direct` moves the champion alias at once; `staged` sends
+    # the challenger through shadow -> canary -> champion (the `deployment` section's steps).
+    rollout: Literal["direct", "staged"] = "direct"
     schedules: FlowSchedules = Field(default_factory=FlowSchedules)
+
+
+class DeploymentSettings(BaseModel):
+    """Defaults of a new deployment policy (`churnops deploy ...`); each policy keeps its own."""
+
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
+    sample_rate: float = Field(1.0, gt=0.0, le=1.0)  # shadow: share of requests scored twice
+    timeout_ms: float = Field(100.0, gt=0.0)  # shadow: later challenger scores are discarded
+    poll_interval_seconds: float = Field(0.5, gt=0.0)  # how often a worker reads the policy
+    evaluate_interval_seconds: float = Field(10.0, ge=0.0)  # 0: only `churnops deploy evaluate`
+    auto: bool = True  # step forward and roll back on the evidence without being told
+    min_requests: int = Field(200, ge=1)
+    min_labels: int = Field(0, ge=0)
+    min_step_seconds: float = Field(0.0, ge=0.0)
+    max_error_rate: float = Field(0.01, ge=0.0, le=1.0)
+    fault_limit: int = Field(3, ge=1)
+    constant_after: int = Field(50, ge=2)
+    max_latency_ratio: float = Field(3.0, gt=0.0)
+    min_agreement: float = Field(0.8, ge=0.0, le=1.0)
+    max_psi: float = Field(0.25, gt=0.0)
+    max_quality_drop: float = Field(0.02, ge=0.0)
+    bootstrap_samples: int = Field(200, ge=10)
 
 
 class RecommendationSettings(BaseModel):
@@ -264,6 +349,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     app: AppSettings = Field(default_factory=AppSettings)
 
     @classmethod
@@ -447,11 +534,21 @@ def _merged(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _prefixes(loc: tuple[Any, ...]) -> list[str]:
+    """`a.b.0` -> `a.b.0`, `a.b`, `a`: the longest first."""
+    parts = [str(p) for p in loc]
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
 def _config_error(exc: Any, flags: Mapping[str, str]) -> ConfigError:
     """The first problem as one line, named by its CLI flag when it came from one."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    flag = flags.get(where)
+    # A list item's error is located below the list (`validation.allow.0`): name the list's flag.
+    flag = next(
+        (flags[k] for k in _prefixes(first["loc"]) if k in flags),
+        None,
+    )
     if flag is None:
         return ConfigError(f"invalid setting {where}: {first['msg']}")
     return ConfigError(f"invalid {flag} {first['input']!r}: {first['msg']} ({where})")

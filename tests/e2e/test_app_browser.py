@@ -25,35 +25,17 @@ from churnops.datasets import demo_path
 from tests.integration.monitor_support import seed_store
 from tests.support.api import api_settings, live_server
 from tests.support.app import churnops_app
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 from tests.support.models import TrainedModel
-from tests.support.services import needs
 from tests.support.stores import free_port
 from tests.unit.monitoring.synthetic import build_reference, make_customers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("CHURNOPS_CHROMIUM", "/usr/bin/chromium")
-# No browser download, no network, no GPU: what runs as root in a container.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 KEY = "browser-test-key-0123456789"
 TIMEOUT_MS = 60_000
-
-
-def _need_chromium() -> None:
-    if shutil.which(CHROMIUM) or Path(CHROMIUM).exists():
-        return
-    needs("chromium", f"not installed at {CHROMIUM} (make installs it: apt-get install chromium)")
 
 
 @dataclass
@@ -67,7 +49,7 @@ class RunningApp:
 def running_app(
     trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningApp]:
-    _need_chromium()
+    need_chromium()
     # The Monitoring page reads this store: six days of predictions, drift in the last two.
     monitored = tmp_path_factory.mktemp("browser-monitoring")
     store_url = f"sqlite:///{monitored / 'predictions.db'}"

@@ -230,7 +230,7 @@ def test_unexpected_error_in_the_serving_layer_is_a_json_500(
     )
 
 
-DOC_ROUTES = ("/docs", "/redoc", "/openapi.json")
+DOC_ROUTES = ("/docs", "/docs/assets/swagger-ui-bundle.js", "/openapi.json")
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from mlflow.tracking import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from churnops.modeling import registry
+from churnops.settings import get_settings
+from churnops.store import PredictionStore, read_decisions
 from tests.support.models import TrainedModel
 from tests.support.stores import free_port
 
@@ -116,6 +118,15 @@ def test_promote_and_roll_back_with_a_reason_are_recorded_like_the_cli(
     back_from = private_registry.get_model_version(NAME, "2").tags
     assert back_to["churnops.rolled_back_to_why"] == "complaints from the retention team"
     assert back_from["churnops.rolled_back_from_why"] == "complaints from the retention team"
+    # Both moves are decision rows too, with who and why, as `churnops models` records them.
+    with PredictionStore(get_settings().resolved_database_url()) as store:
+        rows = read_decisions(store, model_name=NAME)
+    assert [(d.outcome, d.from_version, d.to_version) for d in rows] == [
+        ("rolled_back", "2", "1"),
+        ("promoted", "1", "2"),
+    ]
+    assert {d.actor for d in rows} == {getpass.getuser()}
+    assert rows[1].evidence["reason"] == "recall matters more this quarter"
 
 
 @pytest.mark.slow

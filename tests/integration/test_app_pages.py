@@ -263,7 +263,7 @@ def test_service_page_with_the_api_down_says_so(monkeypatch: pytest.MonkeyPatch)
 # --- The app as a whole -------------------------------------------------------------------------
 
 
-def test_navigation_holds_the_six_pages(app_env: LiveApi) -> None:
+def test_navigation_holds_the_seven_pages(app_env: LiveApi) -> None:
     at = AppTest.from_string(
         "from churnops.dashboard.app import main\nmain()\n", default_timeout=60
     ).run()
@@ -275,6 +275,7 @@ def test_navigation_holds_the_six_pages(app_env: LiveApi) -> None:
         ("monitoring", "Monitoring"),
         ("models", "Models"),
         ("retraining", "Retraining"),
+        ("deployment", "Deployment"),
     ):
         at.switch_page(str(PAGES / f"{name}.py")).run()
         assert not at.exception, name

@@ -107,8 +107,33 @@ def test_a_live_server_with_workers_logs_only_json(
                 timeout=10,
             )
             assert response.status_code == 200
-        assert httpx.post(server.url + "/predict", json={"nope": 1}, timeout=10).status_code == 422
+            assert response.headers["x-request-id"] == f"req-{i}"
+        refused = httpx.post(server.url + "/predict", json={"nope": 1}, timeout=10)
+        assert refused.status_code == 422
+        generated = refused.headers["x-request-id"]  # none sent: one made up and echoed
+        batch = httpx.post(
+            server.url + "/predict/batch",
+            json={"customers": [record]},
+            headers={"x-request-id": "batch-1"},
+            timeout=10,
+        )
+        assert batch.status_code == 200
     lines = json_lines(server.stderr)
+    # Each request's access line names the request and the model version that served it.
+    version = str(trained_model.outcome.version)
+    by_request = {
+        line.get("request_id"): line for line in lines if line["logger"] == "uvicorn.access"
+    }
+    for request_id, path in [(f"req-{i}", "/predict") for i in range(6)] + [
+        (generated, "/predict"),
+        ("batch-1", "/predict/batch"),
+    ]:
+        assert by_request[request_id]["path"] == path, request_id
+        assert by_request[request_id]["model_version"] == version, request_id
+    assert by_request[generated]["status"] == 422 and len(generated) == 16
+    # Lines outside any request carry the served version too (each worker's load line).
+    loaded = [line for line in lines if "loaded in" in line["event"]]
+    assert loaded and all(line["model_version"] == version for line in loaded), loaded
     loggers = {line["logger"] for line in lines}
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert {line["path"] for line in access} >= {"/ready", "/predict"}

@@ -31,7 +31,7 @@ from churnops.retraining import run
 from churnops.retraining.challenger import Challenger, train_on, training_data
 from churnops.retraining.context import loop_context
 from churnops.retraining.gate import GateVerdict
-from churnops.retraining.judge import production_gate
+from churnops.retraining.judge import more_blocking_reasons, production_gate
 from churnops.retraining.loop import conclude, start
 from churnops.retraining.policy import ChampionState, forced_trigger
 from churnops.retraining.rollback import watch_rollback
@@ -68,6 +68,11 @@ def loop_settings(home: Path) -> Settings:
     r.triggers.new_labelled_share = None
     r.gate.production_window_days = 2
     r.gate.bootstrap_samples = 200
+    # The injected concept shift makes long-tenure customers leave and moves everyone to
+    # month-to-month: it reverses the bundled config's tenure direction and degrades the One-year
+    # contract segment by design. A person would allow that; the loop tests do, and
+    # test_the_retraining_gate_refuses_what_validation_refuses checks the gate without it.
+    settings.validation.allow = ["direction", "segment_regression"]
     return settings
 
 
@@ -281,3 +286,24 @@ def test_require_approval_holds_the_challenger_and_models_promote_records_who(wo
     )
     assert approved.to_version == challenger.version and approved.from_version == "1"
     assert approved.evidence["reasons"] == [f"approved by {getpass.getuser()}: reviewed the card"]
+
+
+def test_the_retraining_gate_refuses_what_validation_refuses(world: World) -> None:
+    """Without the overrides, a challenger trained on the shifted concept is refused by the
+    production gate with the validation's own reasons (read from what its training logged)."""
+    strict = world.settings.model_copy(deep=True)
+    strict.validation.allow = []
+    now = world.now + timedelta(hours=6)
+    with loop_context(strict, now=now) as ctx:
+        champion = ChampionState(NAME, "2", world.now, None)
+        started = start(ctx, forced_trigger(now, "validation test"), champion)
+        assert started is not None
+        challenger = train_on(ctx, training_data(ctx))
+        reasons = more_blocking_reasons(ctx, challenger)
+        decision = conclude(ctx, started, challenger, production_gate(ctx, challenger))
+    assert any("direction tenure" in r for r in reasons), reasons
+    assert decision.outcome == "rejected"
+    assert any("direction tenure" in r for r in decision.evidence["reasons"])
+    strict.validation.enabled = False
+    with loop_context(strict, now=now) as ctx:
+        assert more_blocking_reasons(ctx, challenger) == []  # validation off: no objection

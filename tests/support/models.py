@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from churnops.data.sources import resolve_data_settings
+from churnops.data.sources import resolve_data_settings, resolve_validation_settings
 from churnops.modeling.pyfunc import load_scorer
 from churnops.modeling.scorer import Scorer
 from churnops.modeling.train import TrainingOutcome
@@ -24,6 +24,7 @@ def make_settings(home: Path, **training: object) -> Settings:
     for key, value in training.items():
         setattr(settings.training, key, value)
     settings.data = resolve_data_settings(settings.data)
+    settings.validation = resolve_validation_settings(settings.validation, settings.data)
     return settings
 
 

@@ -20,11 +20,12 @@ from starlette.types import Receive, Scope, Send
 
 from churnops import __version__
 from churnops.api.deps import ServiceState
+from churnops.api.docs import ASSET_PATHS, install_docs
 from churnops.api.errors import ApiError, error_response, install_error_handlers
 from churnops.api.middleware import OPEN_PATHS, BodyTooLargeError, ServingMiddleware
 from churnops.api.ratelimit import RateLimiter, check_worker_limits, per_worker_limits
 from churnops.api.reload import ScorerLoader, VersionResolver
-from churnops.api.routes import admin, feedback, home, ops, predict
+from churnops.api.routes import admin, deployment, feedback, home, ops, predict
 from churnops.api.schemas import FeedbackIn
 from churnops.apikeys import KeyRing
 from churnops.errors import ConfigError
@@ -33,11 +34,12 @@ from churnops.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 TITLE = "churnops prediction API"
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Swagger UI and its files come from the installed package (api/docs.py); no /redoc (CDN only).
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"}) | ASSET_PATHS
 
 
 def docs_access(settings: Settings) -> str:
-    """public | key | off for /docs, /redoc and /openapi.json (default: key in production)."""
+    """public | key | off for /docs (and its files) and /openapi.json (default: key in production)."""
     chosen = settings.serving.docs_access
     if chosen is not None:
         return chosen
@@ -127,17 +129,26 @@ def create_app(
         version=__version__,
         description="Churn risk of customers from the registered champion model, with reasons.",
         lifespan=lifespan,
-        docs_url="/docs" if served_docs else None,
-        redoc_url="/redoc" if served_docs else None,
+        docs_url=None,  # FastAPI's own page loads Swagger UI from a CDN: see install_docs
+        redoc_url=None,
         openapi_url="/openapi.json" if served_docs else None,
     )
+    if served_docs:
+        install_docs(app, title=TITLE, openapi_url="/openapi.json")
     app.state.service = service
     app.state.limits_warning = limits_warning
     app.state.store_probe = ops.StoreProbe(
         service.store_reachable, timeout=settings.serving.ready_timeout_seconds
     )
     paths = set(DOCS_PATHS) if served_docs else set()
-    for router in (predict.router, feedback.router, ops.router, admin.router, home.router):
+    for router in (
+        predict.router,
+        feedback.router,
+        ops.router,
+        admin.router,
+        home.router,
+        deployment.router,
+    ):
         app.include_router(router)
         paths.update(getattr(route, "path", "") for route in router.routes)
     install_error_handlers(app)
@@ -170,7 +181,11 @@ def _openapi(app: FastAPI, service: ServiceState) -> dict[str, Any]:
     if cached is not None and cached[0] == cache_key:
         return cached[1]
     spec = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        servers=[{"url": "/"}],  # the spec's default made explicit: generated clients need one
     )
     components = spec.setdefault("components", {}).setdefault("schemas", {})
     ref = "#/components/schemas/{model}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -151,3 +152,16 @@ def request_id_of(raw: bytes | None) -> str | None:
             ],
         )
     return text
+
+
+def log_request_id(raw: bytes | None) -> str:
+    """The id a request's log lines carry: the client's `X-Request-ID` when it is one the store
+    would take, else a new random one (never an error: a bad header is answered by the route)."""
+    if raw:
+        try:
+            found = request_id_of(raw)
+        except ApiError:
+            found = None
+        if found is not None:
+            return found
+    return os.urandom(8).hex()

@@ -19,7 +19,8 @@ from fastapi import Depends, Request
 from churnops.api.errors import ApiError
 from churnops.api.metrics import PUBLISH_EVERY_SECONDS, ApiMetrics, WorkerShare
 from churnops.api.ratelimit import RateLimiter, make_limiter
-from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerLoader
+from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerLoader, Target
+from churnops.api.rollout import Rollout
 from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
 from churnops.modeling.loading import ModelSource
@@ -87,6 +88,17 @@ class ServiceState:
         )
         self.store: PredictionStore | None = None
         self.writer: ProcessWriter | None = None
+        self.rollout = Rollout(
+            settings,
+            load=self._load_version,
+            store=lambda: self.store,
+            writer=lambda: self.writer,
+            metrics=self.metrics,
+            reload_champion=self.reload,
+            champion=lambda: self.models.current,
+            promote_alias=self._promote_alias,
+            notify=self._notify if settings.monitoring.webhook_url else None,
+        )
         self.store_error: str | None = None
         self._spool_lock: IO[str] | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -133,6 +145,24 @@ class ServiceState:
             self._resolve_alias = resolve
         result: str | None = self._resolve_alias(name, alias)
         return result
+
+    def _load_version(self, uri: str) -> LoadedModel:
+        """Load and warm a challenger beside the champion (blocking; a worker thread)."""
+        name, _, version = uri.removeprefix("models:/").partition("/")
+        return self.models.load(Target(uri, name, version, None))
+
+    def _promote_alias(self, name: str, version: str, why: str) -> None:
+        from churnops.modeling.registry import promote
+        from churnops.modeling.tracking import configure_tracking
+
+        promote(configure_tracking(self.settings), name=name, version=version, why=why)
+
+    def _notify(self, payload: dict[str, Any]) -> None:
+        from churnops.monitoring.alerts import post_webhook
+
+        url = self.settings.monitoring.webhook_url
+        if url:
+            post_webhook(url, payload, timeout=5.0)
 
     def _on_swap(self, model: LoadedModel) -> None:
         self.metrics.set_model(
@@ -189,6 +219,7 @@ class ServiceState:
             )
         if self.metrics.share is not None:
             self._publisher = asyncio.create_task(self._publish_metrics())
+        await self.rollout.start()
 
     async def _publish_metrics(self) -> None:
         """Let sibling workers include this one's figures in their /metrics."""
@@ -213,6 +244,7 @@ class ServiceState:
 
     async def stop(self) -> None:
         """Stop polling, flush every queued prediction, close connections."""
+        await self.rollout.stop()
         for task in (self._poller, self._publisher):
             if task is not None:
                 task.cancel()

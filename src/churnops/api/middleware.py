@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from churnops.api.body import check_json_media, request_id_of
+from churnops.api.body import check_json_media, log_request_id, request_id_of
 from churnops.api.deps import ServiceState
 from churnops.api.errors import (
     ApiError,
@@ -23,6 +23,7 @@ from churnops.api.errors import (
 from churnops.api.service import predict_one
 from churnops.apikeys import bearer_token
 from churnops.errors import ChurnopsError
+from churnops.logformat import bind_request, unbind
 
 OPEN_PATHS = frozenset(
     {"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
@@ -93,16 +94,25 @@ class ServingMiddleware:
         route = path if path in self.routes else "other"
         status = 500
         sent_start = False
+        headers = dict(scope["headers"])
+        # Every line logged while this request runs (uvicorn's access line included) names it and
+        # the model version serving it; the id goes back in the X-Request-ID response header.
+        request_id = log_request_id(headers.get(b"x-request-id"))
+        echoed = (b"x-request-id", request_id.encode())
+        model = self.service.models.current
+        version = model.version if model is not None else None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, sent_start
             if message["type"] == "http.response.start":
                 status = message["status"]
                 sent_start = True
+                message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
+        token = bind_request(request_id, version)
         try:
-            await self._handle(scope, receive, send_wrapper, path)
+            await self._handle(scope, receive, send_wrapper, path, headers)
         except BodyTooLargeError as exc:  # raised while streaming, before the route could answer
             if not sent_start:
                 await _send_error(send_wrapper, 413, "body_too_large", str(exc))
@@ -115,9 +125,11 @@ class ServingMiddleware:
             self.service.metrics.observe_request(
                 route, scope["method"], status, time.perf_counter() - started
             )
+            unbind(token)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        headers = dict(scope["headers"])
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, path: str, headers: dict[bytes, bytes]
+    ) -> None:
         identity, refusal = self._authenticate(path, headers)
         limit = self.service.limits.get(path)
         if refusal is None and limit:
@@ -189,7 +201,8 @@ class ServingMiddleware:
             check_json_media(headers.get(b"content-type", b"").decode("latin-1"))
             body = await _read_body(receive)
             request_id = request_id_of(headers.get(b"x-request-id"))
-            payload = predict_one(self.service, body, request_id=request_id)
+            caller = headers.get(b"authorization", b"").decode("latin-1") or None
+            payload = predict_one(self.service, body, request_id=request_id, caller=caller)
         except BodyTooLargeError:
             raise  # answered 413 by __call__
         except ApiError as exc:

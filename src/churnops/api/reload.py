@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from churnops.errors import ModelNotFoundError
+from churnops.logformat import set_process_fields
 
 if TYPE_CHECKING:  # pandas and numba: imported by the first load, not by building the app
     from churnops.api.contract import Contract
@@ -155,6 +156,7 @@ class ModelManager:
                 return ReloadResult("failed", previous, previous, str(exc))
             self.current = loaded  # the atomic swap
             self.last_error = None
+            set_process_fields(model_version=loaded.version)  # on this worker's log lines from now
             logger.info(
                 "serving %s version %s (was %s), loaded in %.1fs",
                 loaded.name,

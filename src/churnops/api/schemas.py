@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from churnops.api.contract import IdValue
+from churnops.data.schema import Schema
+from churnops.settings import RiskBands
 
 
 class ReasonOut(BaseModel):
@@ -73,6 +75,35 @@ class FeedbackOut(BaseModel):
     prediction_id: str | None
     customer_id: str | None
     label: int
+
+
+class ReadyOut(BaseModel):
+    """GET /ready: overall status, the degraded states by name, and each check in words."""
+
+    status: Literal["ok", "degraded", "not_ready"]
+    degraded: list[str] = Field(
+        description="e.g. model_not_loaded, store_unreachable, store_timeout, store_spooling"
+    )
+    checks: dict[str, str] = Field(
+        description="model, store, store_queue_depth, store_spooled_records (and model_reload)"
+    )
+
+
+class ModelOut(BaseModel):
+    """GET /model: the served model version, its figures and the input it takes."""
+
+    name: str
+    version: str
+    alias: str | None
+    uri: str
+    loaded_at: str = Field(description="ISO 8601 time the version was loaded")
+    candidate: str = Field(description="the classifier family that won training")
+    trained_at: str
+    metrics: dict[str, dict[str, float]] = Field(description='{"cv": {...}, "test": {...}}')
+    threshold: float
+    risk_bands: RiskBands
+    schema_: Schema = Field(alias="schema")
+    input_example: dict[str, Any]
 
 
 class ErrorDetail(BaseModel):

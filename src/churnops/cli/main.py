@@ -12,6 +12,7 @@ from churnops.cli import app as app_cli
 from churnops.cli import (
     backup,
     data,
+    deploy,
     eda,
     evaluate,
     export,
@@ -25,6 +26,7 @@ from churnops.cli import (
     retrain,
     serve,
     train,
+    validate,
     verify,
 )
 from churnops.cli.console import setup_logging
@@ -76,7 +78,9 @@ app.command("train")(train.train_command)
 app.command("eda")(eda.eda_command)
 app.command("predict")(predict.predict_command)
 app.command("monitor")(monitor.monitor_command)
+app.command("validate")(validate.validate_command)
 app.add_typer(models.app, name="models")
+app.add_typer(deploy.app, name="deploy")
 app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")
 app.command("backup")(backup.backup_command)

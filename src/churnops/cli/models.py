@@ -83,37 +83,19 @@ def promote_command(
     """Make VERSION the champion (the previous champion is remembered for rollback)."""
     with cli_errors():
         client, name = _registry(config, model_name)
-        from churnops.modeling import registry  # after the cheap checks: it imports MLflow
+        from churnops.retraining.by_hand import promote_by_hand  # imports MLflow
 
-        before = registry.alias_version(client, name, registry.CHAMPION)
-        promoted = registry.promote(client, name=name, version=version, why=why)
-        out_console.print(f"{name} v{promoted.version} is now [bold]champion[/]")
-        _record_promotion(config, name, str(promoted.version), before, why)
+        settings = get_settings(config)
+        moved = promote_by_hand(
+            client, settings.resolved_database_url(), name=name, version=version, why=why
+        )
+        out_console.print(f"{name} v{moved.version} is now [bold]champion[/]")
+        _warn_unrecorded(moved.not_recorded)
 
 
-def _record_promotion(
-    config: Path | None, name: str, version: str, before: object | None, why: str
-) -> None:
-    """Who approved, as a decision row in the store (the alias has moved either way)."""
-    from churnops.errors import StoreError
-    from churnops.retraining.approval import record_manual_promotion
-    from churnops.retraining.context import who
-    from churnops.store.store import PredictionStore
-
-    settings = get_settings(config)
-    try:
-        with PredictionStore(settings.resolved_database_url()) as store:
-            store.open(create=True)
-            record_manual_promotion(
-                store,
-                model_name=name,
-                version=version,
-                from_version=str(getattr(before, "version", "")) or None,
-                actor=who(),
-                why=why,
-            )
-    except StoreError as exc:
-        err_console.print(f"[yellow]warning:[/] the promotion was not recorded in the store: {exc}")
+def _warn_unrecorded(problem: str | None) -> None:
+    if problem is not None:
+        err_console.print(f"[yellow]warning:[/] {problem}")
 
 
 @app.command("rollback")
@@ -125,7 +107,9 @@ def rollback_command(
     """Give the champion alias back to the previous champion."""
     with cli_errors():
         client, name = _registry(config, model_name)
-        from churnops.modeling import registry  # after the cheap checks: it imports MLflow
+        from churnops.retraining.by_hand import rollback_by_hand  # imports MLflow
 
-        restored = registry.rollback(client, name=name, why=why)
-        out_console.print(f"{name} v{restored.version} is champion again")
+        settings = get_settings(config)
+        moved = rollback_by_hand(client, settings.resolved_database_url(), name=name, why=why)
+        out_console.print(f"{name} v{moved.version} is champion again")
+        _warn_unrecorded(moved.not_recorded)

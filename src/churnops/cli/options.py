@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from churnops.data.sources import reader_kind, resolve_data_settings
+from churnops.data.sources import reader_kind, resolve_data_settings, resolve_validation_settings
 from churnops.settings import Settings, apply_overrides, get_settings
 
 ConfigOption = typer.Option(
@@ -57,6 +57,8 @@ def settings_for_data(
         exclude=exclude or None,
     )
     settings = apply_overrides(settings, {"data": resolved.model_dump()}, flags=DATA_FLAGS)
+    validation = resolve_validation_settings(settings.validation, settings.data)
+    settings = apply_overrides(settings, {"validation": validation.model_dump()})
     if settings.data.path is not None:
         reader_kind(settings.data.path)
     return settings

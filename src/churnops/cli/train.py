@@ -26,6 +26,7 @@ TRAIN_FLAGS = {
     "training.budget_minutes": "--budget-minutes",
     "training.allow_leakage": "--allow-leakage",
     "registry.model_name": "--model-name",
+    "validation.allow": "--allow",
 }
 
 if TYPE_CHECKING:  # the heavy stack is imported when a command runs, so --help stays instant
@@ -90,6 +91,11 @@ def train_command(
     budget_minutes: float | None = typer.Option(None, "--budget-minutes", help="Tuning time cap."),
     allow_leakage: bool = typer.Option(False, "--allow-leakage", help="Promote even if flagged."),
     model_name: str | None = typer.Option(None, "--model-name", help="Registered model name."),
+    allow: list[str] | None = typer.Option(
+        None,
+        "--allow",
+        help="Promote even if this validation check fails (repeatable; recorded), e.g. fairness.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary to stdout only."),
     if_no_champion: bool = typer.Option(
         False, "--if-no-champion", help="Only train when no champion exists; else show its card."
@@ -109,6 +115,7 @@ def train_command(
                 "training.budget_minutes": budget_minutes,
                 "training.allow_leakage": True if allow_leakage else None,
                 "registry.model_name": model_name,
+                "validation.allow": allow or None,
             },
         )
         from churnops.data.load import load_training_table  # heavy: after the cheap checks
@@ -140,5 +147,11 @@ def train_command(
         if outcome.leakage_flags:
             err_console.print(
                 "[bold red]LEAKAGE FLAGGED[/]: " + "; ".join(map(str, outcome.leakage_flags))
+            )
+        validation = outcome.validation
+        if validation is not None and validation.blocking_failures():
+            err_console.print(
+                "[bold red]VALIDATION FAILED[/]: "
+                + "; ".join(map(str, validation.blocking_failures()))
             )
         out_console.print(Markdown(outcome.card))

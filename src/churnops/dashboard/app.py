@@ -1,4 +1,4 @@
-"""The app: the six pages in one navigation. `main()` is what the entry script runs.
+"""The app: the seven pages in one navigation. `main()` is what the entry script runs.
 
 Streamlit runs `entry/streamlit_app.py`, not this file: an entry script with a `pages/` folder
 beside it switches Streamlit to its old folder-based page discovery, which ignores `st.navigation`.
@@ -27,6 +27,7 @@ def main() -> None:
                 st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
                 st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
                 st.Page(PAGES / "retraining.py", title="Retraining", icon=":material/autorenew:"),
+                st.Page(PAGES / "deployment.py", title="Deployment", icon=":material/call_split:"),
                 st.Page(PAGES / "service.py", title="Service", icon=":material/dns:"),
             ],
         }

@@ -8,7 +8,7 @@ day counts) so every session shares one answer per minute. Nothing here aggregat
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -119,3 +119,22 @@ def roc_plot(tracking_uri: str, run_id: str) -> bytes | None:
 def clear() -> None:
     """Forget cached reads (after a promotion, a rollback or a check)."""
     st.cache_data.clear()
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def deployment(url: str, model_name: str, business: dict[str, Any]) -> Any:
+    """(policy, comparison, decisions) of the model's deployment, or None when none was set."""
+    from churnops.deployment.compare import compare
+    from churnops.settings import BusinessSettings
+    from churnops.store.decisions import read_decisions
+    from churnops.store.deployment import read_policy
+
+    store = store_at(url)
+    policy = read_policy(store, model_name)
+    if policy is None:
+        return None
+    comparison = compare(
+        store, policy, business=BusinessSettings(**business), bootstrap_samples=100
+    )
+    decisions = read_decisions(store, kind="deployment", model_name=model_name, limit=50)
+    return policy, comparison, decisions

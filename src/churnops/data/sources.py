@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from churnops.datasets import demo_data_settings
+from churnops.datasets import demo_data_settings, demo_path, demo_validation_settings
 from churnops.errors import DataLoadError
-from churnops.settings import DataSettings
+from churnops.settings import DataSettings, ValidationSettings
 
 SQL_PREFIXES = ("sqlite:", "postgresql:", "postgresql+", "mysql:", "mysql+", "mssql", "oracle")
 # File suffix -> reader kind (data/ingest.py has one reader per kind).
@@ -107,3 +107,13 @@ def resolve_data_settings(
     if exclude is not None:
         updates["exclude"] = exclude
     return base.model_copy(update=updates)
+
+
+def resolve_validation_settings(
+    configured: ValidationSettings, data: DataSettings
+) -> ValidationSettings:
+    """Validation settings for this run's table: the configured ones, except that a run on the
+    bundled demo table with no column-level validation settings takes the table's own."""
+    if configured.has_columns() or not _same_source(data.path, str(demo_path())):
+        return configured
+    return demo_validation_settings(configured)

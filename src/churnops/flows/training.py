@@ -49,6 +49,7 @@ encode_folds = once("encode CV folds")(stages.encode_cv_folds)
 tune_candidate = once("tune candidate")(stages.tune_candidate)
 select_winner = once("select winner")(stages.select_winner)
 package_bundle = once("package bundle")(stages.package_bundle)
+validate_candidate = once("validate model")(stages.validate_candidate)
 log_model = retrying("log model")(runlog.log_model)
 register_model = retrying("register")(stages.register_model)
 promotion_gate = retrying("promotion gate")(stages.promotion_gate)
@@ -109,6 +110,7 @@ def tune_all(
 def training_flow(config: str | None = None, gate: bool = True) -> dict[str, Any]:
     """Train, compare, calibrate, register (and gate, unless `gate` is False); returns the summary."""
     from churnops.data.fingerprint import fingerprint
+    from churnops.data.sources import resolve_validation_settings
     from churnops.modeling.train import training_outcome
 
     settings = load_settings(config)
@@ -129,6 +131,13 @@ def training_flow(config: str | None = None, gate: bool = True) -> dict[str, Any
     packaged = package_bundle(
         selection, split, schema, risk_bands=settings.risk_bands, data_fingerprint=digest
     )
+    validation = resolve_validation_settings(settings.validation, settings.data)
+    checked = None
+    if validation.enabled:
+        checked = validate_candidate(
+            client, packaged, split, model_name=name, settings=validation, seed=training.seed
+        )
+        runlog.log_validation(client, run_id, checked)
     info = log_model(client, run_id, packaged, selection, split.y_test)
     version = register_model(
         client, name, info.model_uri, run_id=run_id, selection=selection, fingerprint=digest
@@ -142,13 +151,14 @@ def training_flow(config: str | None = None, gate: bool = True) -> dict[str, Any
             split,
             margin=settings.registry.promotion_margin,
             allow_leakage=training.allow_leakage,
+            validation=checked,
         )
         if gate
-        else held_for_later(client, name, version)
+        else held_for_later(client, name, version, validation=checked)
     )
     runlog.log_gate(client, run_id, result)
     outcome = training_outcome(
-        run_id, version, result, selection, leakage, schema, digest, settings
+        run_id, version, result, selection, leakage, schema, digest, settings, checked
     )
     outcome.duration_seconds = time.monotonic() - started
     runlog.log_outcome(client, run_id, card=outcome.card, summary=outcome.summary())

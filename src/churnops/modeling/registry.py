@@ -10,6 +10,8 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,9 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "churnops.champion_history"
+# What MLflow 3 returns for a logged model: models:/m-<id>. A tracking *server* refuses such a
+# source for a new version unless the version also names the model id (SQLite does not check).
+_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)$")
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,14 @@ def register_version(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="churnops churn-risk model")
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+    logged = _LOGGED_MODEL_URI.match(model_uri)
+    version = client.create_model_version(
+        name,
+        source=model_uri,
+        run_id=run_id,
+        tags=tags,
+        model_id=logged.group(1) if logged else None,
+    )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return client.get_model_version(name, version.version)
 
@@ -123,16 +135,24 @@ def promotion_decision(
     leakage_flags: list[str],
     allow_leakage: bool,
     metric: str = "test_roc_auc",
+    validation_failures: Sequence[str] = (),
+    validation_allowed: Sequence[str] = (),
 ) -> PromotionDecision:
-    """The gate: no leakage (unless allowed), and no champion yet or better by `margin`."""
+    """The gate: no leakage (unless allowed), no blocking validation failure (those allowed are
+    named in the reason), and no champion yet or better by `margin`."""
     if leakage_flags and not allow_leakage:
         return PromotionDecision(False, f"leakage flagged: {'; '.join(leakage_flags)}")
+    if validation_failures:
+        return PromotionDecision(False, f"validation failed: {'; '.join(validation_failures)}")
+    allowed = f" (validation failures allowed: {'; '.join(validation_allowed)})"
+    allowed = allowed if validation_allowed else ""
     if champion_score is None:
-        return PromotionDecision(True, "no champion yet")
+        return PromotionDecision(True, "no champion yet" + allowed)
     if candidate_score >= champion_score + margin:
         return PromotionDecision(
             True,
-            f"{metric} {candidate_score:.4f} beats champion {champion_score:.4f} by >= {margin}",
+            f"{metric} {candidate_score:.4f} beats champion {champion_score:.4f} by >= {margin}"
+            + allowed,
         )
     return PromotionDecision(
         False,
@@ -203,6 +223,17 @@ def record_decision(
         name, version, "churnops.gate", "passed" if decision.promote else "held"
     )
     client.set_model_version_tag(name, version, "churnops.gate_reason", decision.reason)
+
+
+def record_validation(
+    client: MlflowClient, *, name: str, version: str, status: str, allowed: Sequence[str]
+) -> None:
+    """The version's validation verdict (passed, failed, overridden) and the failures allowed."""
+    client.set_model_version_tag(name, version, "churnops.validation", status)
+    if allowed:
+        client.set_model_version_tag(
+            name, version, "churnops.validation_allowed", "; ".join(allowed)
+        )
 
 
 def _float(tags: dict[str, Any], key: str) -> float | None:

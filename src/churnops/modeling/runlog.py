@@ -43,6 +43,8 @@ from churnops.modeling.stages import (
     Selection,
 )
 from churnops.settings import TrainingSettings
+from churnops.validation.report import render_html
+from churnops.validation.result import ValidationResult
 
 EdaWriter = Callable[[pd.DataFrame, Schema, Path, str], Path]
 
@@ -190,6 +192,28 @@ def log_model(
     _log_plots(client, run_id, selection, y_test, packaged.importance)
     with tempfile.TemporaryDirectory() as tmp, active_run(run_id):
         return log_churn_model(packaged.bundle, workdir=Path(tmp))
+
+
+def log_validation(client: MlflowClient, run_id: str, result: ValidationResult) -> None:
+    """The validation document (what the gates read back) and its HTML report, under
+    `validation/`; the verdict and the overrides as tags, the failure counts as metrics."""
+    from churnops.modeling.validate import REPORT_ARTIFACT, RESULT_ARTIFACT
+
+    client.log_dict(run_id, result.to_dict(), RESULT_ARTIFACT)
+    client.log_text(run_id, render_html(result, title="Validation report"), REPORT_ARTIFACT)
+    set_tags(
+        client,
+        run_id,
+        {"churnops.validation": result.status, "churnops.validation_allow": ",".join(result.allow)},
+    )
+    log_metrics(
+        client,
+        run_id,
+        {
+            "validation_failures": len(result.failures()),
+            "validation_blocking_failures": len(result.blocking_failures()),
+        },
+    )
 
 
 def log_gate(client: MlflowClient, run_id: str, gate: GateResult) -> None:

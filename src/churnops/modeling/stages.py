@@ -1,8 +1,8 @@
 """The stages of a training run, each a plain function with typed inputs and outputs.
 
 split -> leakage check -> encode folds -> tune each candidate -> select the winner -> package the
-bundle -> (log, `modeling.runlog`) -> register -> promotion gate. `train.run_training` composes
-them; a flow can wrap each one as a task. Nothing here reads settings or MLflow state on its own:
+bundle -> validate it -> (log, `modeling.runlog`) -> register -> promotion gate.
+`train.run_training` composes them; a flow can wrap each one as a task. Nothing here reads settings or MLflow state on its own:
 what a stage needs (settings sections, the MLflow client, the run id) is passed in.
 """
 
@@ -34,12 +34,16 @@ from churnops.modeling.registry import (
     promote,
     promotion_decision,
     record_decision,
+    record_validation,
     register_version,
 )
 from churnops.modeling.scorer import ModelBundle, Scorer
 from churnops.modeling.threshold import choose_threshold
 from churnops.modeling.tune import Fold, encode_folds, tune
-from churnops.settings import BusinessSettings, RiskBands, TrainingSettings
+from churnops.modeling.validate import champion_under_test, scorer_under_test
+from churnops.settings import BusinessSettings, RiskBands, TrainingSettings, ValidationSettings
+from churnops.validation.result import ValidationResult
+from churnops.validation.run import validate_model
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,32 @@ def package_bundle(
     return PackagedModel(bundle=bundle, importance=importance)
 
 
+def validate_candidate(
+    client: MlflowClient,
+    packaged: PackagedModel,
+    split: Split,
+    *,
+    model_name: str,
+    settings: ValidationSettings,
+    seed: int,
+) -> ValidationResult:
+    """Segments (against the current champion), fairness and behaviour of the packaged model on
+    the held-out split; what blocks is decided by the promotion gate."""
+    champion, why_not = champion_under_test(
+        client, model_name=model_name, columns=list(split.test.columns)
+    )
+    return validate_model(
+        scorer_under_test(Scorer(packaged.bundle), "candidate"),
+        split.test,
+        split.y_test,
+        settings=settings,
+        champion=champion,
+        champion_note=why_not,
+        evaluated_on="held-out split",
+        seed=seed,
+    )
+
+
 def register_model(
     client: MlflowClient,
     model_name: str,
@@ -339,9 +369,14 @@ def promotion_gate(
     *,
     margin: float,
     allow_leakage: bool,
+    validation: ValidationResult | None = None,
 ) -> GateResult:
     """Promote `version` to champion only when it beats the champion on this run's test split by
-    `margin` and has no leakage flag (unless allowed); the decision is recorded on the version."""
+    `margin`, has no leakage flag (unless allowed) and fails no blocking validation check (unless
+    allowed); the decision, and the validation verdict with its overrides, are recorded on the
+    version."""
+    if validation is not None:
+        _record_validation(client, model_name, version, validation)
     try:
         score, champion_before = champion_score(
             client, model_name=model_name, test=split.test, y_test=split.y_test
@@ -352,6 +387,12 @@ def promotion_gate(
             margin=margin,
             leakage_flags=[str(f) for f in selection.leakage_flags],
             allow_leakage=allow_leakage,
+            validation_failures=[str(c) for c in validation.blocking_failures()]
+            if validation
+            else [],
+            validation_allowed=[str(c) for c in validation.allowed_failures()]
+            if validation
+            else [],
         )
     except Exception as exc:  # champion cannot score this data: never replace it silently
         decision = PromotionDecision(False, f"champion could not be evaluated on this data: {exc}")
@@ -363,8 +404,29 @@ def promotion_gate(
     return GateResult(decision=decision, champion_before=champion_before, aliases=aliases)
 
 
-def held_for_later(client: MlflowClient, model_name: str, version: str) -> GateResult:
-    """No training gate: the version stays challenger for a gate that runs elsewhere."""
+def _record_validation(
+    client: MlflowClient, model_name: str, version: str, validation: ValidationResult
+) -> None:
+    record_validation(
+        client,
+        name=model_name,
+        version=version,
+        status=validation.status,
+        allowed=[str(c) for c in validation.allowed_failures()],
+    )
+
+
+def held_for_later(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    *,
+    validation: ValidationResult | None = None,
+) -> GateResult:
+    """No training gate: the version stays challenger for a gate that runs elsewhere (which
+    reads the validation verdict recorded here through `modeling.validate.validation_blockers`)."""
+    if validation is not None:
+        _record_validation(client, model_name, version, validation)
     current = alias_version(client, model_name, CHAMPION)
     decision = PromotionDecision(False, "left as challenger for the production gate")
     aliases = sorted(client.get_model_version(model_name, version).aliases)

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from churnops.data.fingerprint import fingerprint
 from churnops.data.schema import Schema
+from churnops.data.sources import resolve_validation_settings
 from churnops.modeling import lineage, runlog, stages
 from churnops.modeling.candidates import CANDIDATES
 from churnops.modeling.leakage import LeakageFlag
@@ -25,7 +26,9 @@ from churnops.modeling.registry import CHALLENGER
 from churnops.modeling.runlog import EdaWriter
 from churnops.modeling.stages import CandidateResult
 from churnops.modeling.tune import Fold
-from churnops.settings import Settings
+from churnops.settings import Settings, ValidationSettings
+from churnops.validation.result import ValidationResult
+from churnops.validation.run import check_columns
 
 __all__ = [
     "CandidateResult",
@@ -75,6 +78,7 @@ class TrainingOutcome:
     model_uri: str
     card: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    validation: ValidationResult | None = None  # None: validation.enabled is false
 
     def summary(self) -> dict[str, Any]:
         """The machine-readable summary printed by `churnops train --json`."""
@@ -93,7 +97,49 @@ class TrainingOutcome:
             "data_fingerprint": self.data_fingerprint,
             "duration_seconds": round(self.duration_seconds, 2),
             "model_uri": self.model_uri,
+            "validation": validation_summary(self.validation),
         }
+
+
+def validation_summary(result: ValidationResult | None) -> dict[str, Any] | None:
+    """The validation verdict for the training output (the whole document is on the run)."""
+    if result is None:
+        return None
+    return {
+        "status": result.status,
+        "checks": len(result.checks),
+        "failures": [str(c) for c in result.failures()],
+        "blocking_failures": [str(c) for c in result.blocking_failures()],
+        "allowed_failures": [str(c) for c in result.allowed_failures()],
+        "champion": result.champion,
+        "seconds": result.duration_seconds,
+        "report": "validation/report.html",
+    }
+
+
+def validation_card_lines(result: ValidationResult | None) -> list[str]:
+    """The model card's validation section."""
+    if result is None:
+        return ["", "## Validation", "", "- off (`validation.enabled: false`)"]
+    against = f"champion v{result.champion}" if result.champion else "no champion"
+    lines = [
+        "",
+        "## Validation",
+        "",
+        f"- **{result.status}**: {len(result.checks)} checks on the {result.evaluated_on} "
+        f"({result.rows} rows), segments against {against}; report `validation/report.html`",
+    ]
+    lines += [f"- blocking: {c}" for c in result.blocking_failures()]
+    lines += [f"- allowed by override: {c}" for c in result.allowed_failures()]
+    others = [c for c in result.failures() if c.check not in result.blocking]
+    lines += [f"- failed, not blocking: {c}" for c in others]
+    weakest = ", ".join(
+        f"{s.column} = {s.segment} ({s.roc_auc:.3f})"
+        for s in result.weakest
+        if s.roc_auc is not None
+    )
+    lines += [f"- weakest segments (ROC-AUC): {weakest}"] if weakest else []
+    return lines
 
 
 def model_card(outcome: TrainingOutcome) -> str:
@@ -116,6 +162,7 @@ def model_card(outcome: TrainingOutcome) -> str:
         f"- leakage flags: {', '.join(str(f) for f in outcome.leakage_flags) or 'none'}",
         f"- data fingerprint {outcome.data_fingerprint[:16]}…, run {outcome.run_id}",
         f"- load: `mlflow.pyfunc.load_model('models:/{outcome.model_name}@{CHALLENGER}')`",
+        *validation_card_lines(outcome.validation),
     ]
     return "\n".join(lines)
 
@@ -146,6 +193,10 @@ def run_training(
     training, name = settings.training, settings.registry.model_name
     digest = fingerprint(frame)
     split = stages.split_data(frame, schema, test_size=training.test_size, seed=training.seed)
+    # The bundled table's own validation columns apply however the run was started (CLI or flow).
+    validation = resolve_validation_settings(settings.validation, settings.data)
+    if validation.enabled:  # a misnamed column fails now, not after tuning
+        check_columns(validation, list(frame.columns))
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}") as run:
         run_id = run.info.run_id
         # Under `mlflow run` the run is the project's, in its experiment: trials go beside it.
@@ -181,6 +232,7 @@ def run_training(
         packaged = stages.package_bundle(
             selection, split, schema, risk_bands=settings.risk_bands, data_fingerprint=digest
         )
+        checked = _validate(client, run_id, packaged, split, settings, validation, reporter)
         info = runlog.log_model(client, run_id, packaged, selection, split.y_test)
 
         reporter.stage("Registering")
@@ -202,12 +254,15 @@ def run_training(
                 split,
                 margin=settings.registry.promotion_margin,
                 allow_leakage=training.allow_leakage,
+                validation=checked,
             )
             if gate
-            else stages.held_for_later(client, name, version)
+            else stages.held_for_later(client, name, version, validation=checked)
         )
         runlog.log_gate(client, run_id, result)
-        outcome = _outcome(run_id, version, result, selection, leakage, schema, digest, settings)
+        outcome = _outcome(
+            run_id, version, result, selection, leakage, schema, digest, settings, checked
+        )
         outcome.duration_seconds = time.monotonic() - started
         runlog.log_outcome(client, run_id, card=outcome.card, summary=outcome.summary())
         return outcome
@@ -238,6 +293,31 @@ def _log_inputs(
         runlog.log_eda(
             client, run_id, frame, schema, eda_writer=eda_writer, data_fingerprint=digest
         )
+
+
+def _validate(
+    client: MlflowClient,
+    run_id: str,
+    packaged: stages.PackagedModel,
+    split: stages.Split,
+    settings: Settings,
+    validation: ValidationSettings,
+    reporter: Reporter,
+) -> ValidationResult | None:
+    """The validation stage and its log, or None when `validation.enabled` is false."""
+    if not validation.enabled:
+        return None
+    reporter.stage("Validating the model")
+    result = stages.validate_candidate(
+        client,
+        packaged,
+        split,
+        model_name=settings.registry.model_name,
+        settings=validation,
+        seed=settings.training.seed,
+    )
+    runlog.log_validation(client, run_id, result)
+    return result
 
 
 def _tune_all(
@@ -294,6 +374,7 @@ def _outcome(
     schema: Schema,
     digest: str,
     settings: Settings,
+    validation: ValidationResult | None,
 ) -> TrainingOutcome:
     """The run's result with its model card (the duration is set by the caller)."""
     model_name = settings.registry.model_name
@@ -314,6 +395,7 @@ def _outcome(
         feature_aucs=leakage.feature_aucs,
         duration_seconds=0.0,
         model_uri=f"models:/{model_name}/{version}",
+        validation=validation,
     )
     outcome.card = model_card(outcome)
     return outcome
@@ -328,6 +410,7 @@ def training_outcome(
     schema: Schema,
     digest: str,
     settings: Settings,
+    validation: ValidationResult | None = None,
 ) -> TrainingOutcome:
     """The outcome and model card of a run composed elsewhere (the training flow's tasks)."""
-    return _outcome(run_id, version, gate, selection, leakage, schema, digest, settings)
+    return _outcome(run_id, version, gate, selection, leakage, schema, digest, settings, validation)

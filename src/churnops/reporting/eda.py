@@ -7,7 +7,7 @@ million-row table gives the same small file as a thousand-row one. plotly.js is 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -101,11 +101,18 @@ def build_eda_report(
 
 
 def write_eda_report(frame: pd.DataFrame, schema: Schema, path: Path, **kw: Any) -> Path:
-    """Build the report and write it atomically (temporary file, then rename) to `path`."""
+    """Build the report and write it atomically (temporary file, then rename) to `path`.
+
+    The file gets the permissions the umask gives any new file (0644 with the usual 022), not
+    mkstemp's 0600: it holds aggregates only, and the MLflow server that shows it (logged as a
+    run artifact, its mode copied along) often runs as another user. Who may read reports is set
+    by the umask and the folder, as for every other report and output churnops writes.
+    """
     path = Path(path)
     text = build_eda_report(frame, schema, **kw)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

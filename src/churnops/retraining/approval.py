@@ -45,3 +45,28 @@ def record_manual_promotion(
             evidence=evidence,
         ),
     )
+
+
+def record_manual_rollback(
+    store: PredictionStore,
+    *,
+    model_name: str,
+    from_version: str | None,
+    to_version: str,
+    actor: str,
+    why: str,
+) -> int | None:
+    """Record that `actor` gave the champion alias back (the rollback watch's rows look alike)."""
+    return record_decision(
+        store,
+        Decision(
+            kind=KIND,
+            outcome="rolled_back",
+            model_name=model_name,
+            trigger="manual",
+            from_version=from_version,
+            to_version=to_version,
+            actor=actor,
+            evidence={"reason": why, "reasons": [f"rolled back by {actor}: {why}"]},
+        ),
+    )

@@ -61,9 +61,22 @@ def evaluation_sets(
 
 
 def more_blocking_reasons(ctx: LoopContext, challenger: Challenger) -> list[str]:
-    """Reasons from other checks that must block a promotion (e.g. the data validation result of
-    the challenger's training data): the one place to add them. None today."""
-    return []
+    """Reasons from other checks that must block a promotion: the one place to add them.
+
+    Today the model validation logged when the challenger was trained (segments against the
+    champion, fairness, behaviour), read back the way `churnops validate` and the training gate
+    read it, with the configured overrides (`validation.allow`)."""
+    validation = ctx.settings.validation
+    if not validation.enabled:
+        return []
+    from churnops.modeling.validate import validation_blockers
+
+    return validation_blockers(
+        ctx.client,
+        model_name=ctx.model_name,
+        version=challenger.version,
+        allow=validation.allow,
+    )
 
 
 def production_gate(

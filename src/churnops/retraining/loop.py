@@ -108,10 +108,11 @@ def conclude(
     if outcome == "promoted":
         promote_challenger(
             ctx.client,
-            model_name=ctx.model_name,
+            ctx.store,
+            settings=ctx.settings,
             version=challenger.version,
+            champion_version=started.from_version,
             why=f"production gate: {why}",
-            rollout=settings.rollout,
         )
     decision = Decision(
         kind=KIND,

@@ -1,6 +1,6 @@
 """The prediction INSERT at driver level, with rows as plain tuples.
 
-The writer process stores every prediction; through SQLAlchemy Core each row's twelve values
+The writer process stores every prediction; through SQLAlchemy Core each row's fourteen values
 went through bind processors, type decorators and the JSON serializer in Python: 35 µs a row on
 SQLite and 90 µs on Postgres, most of what storing a prediction cost. Here a row is one tuple and
 the driver does the rest in C. On SQLite, one multi-row `INSERT ... VALUES` per few hundred rows
@@ -37,6 +37,8 @@ COLUMNS: tuple[str, ...] = (
     "will_churn",
     "risk_level",
     "reasons",
+    "variant",
+    "latency_us",
 )
 _NAMES = ", ".join(COLUMNS)
 _CONFLICT = "ON CONFLICT (prediction_id) DO NOTHING"
@@ -69,6 +71,8 @@ def _row(record: PredictionRecord, *, created_at: Any, will_churn: Any) -> tuple
         will_churn,
         record.risk_level,
         json_text(record.reasons),
+        record.variant,
+        record.latency_us,
     )
 
 

@@ -86,8 +86,66 @@ class PredictionRow(Base):
     will_churn: Mapped[bool] = mapped_column(Boolean)
     risk_level: Mapped[str] = mapped_column(String(32))
     reasons: Mapped[Any | None] = mapped_column(JSONType)
+    # Which side of a deployment answered ("champion" or "challenger") and its scoring time.
+    variant: Mapped[str] = mapped_column(String(16), server_default="champion")
+    latency_us: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_predictions_model_created", "model_name", "created_at"),)
+    __table_args__ = (
+        Index("ix_predictions_model_created", "model_name", "created_at"),
+        Index("ix_predictions_variant_created", "variant", "created_at"),
+    )
+
+
+class ShadowPredictionRow(Base):
+    """A shadow challenger's score of a request, beside the answer given (same prediction_id)."""
+
+    __tablename__ = "shadow_predictions"
+
+    prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    churn_probability: Mapped[float] = mapped_column(Float)
+    will_churn: Mapped[bool] = mapped_column(Boolean)
+    risk_level: Mapped[str] = mapped_column(String(32))
+    latency_us: Mapped[int | None] = mapped_column(Integer)
+
+
+class DeploymentPolicyRow(Base):
+    """The deployment policy of one model, read by every worker and replica (one row per model).
+
+    `revision` grows with every change; writers compare-and-set on it, so two workers deciding the
+    same step apply it once. The counters are added to by every worker (errors the store's
+    prediction rows cannot show: a challenger that raised or ran out of time).
+    """
+
+    __tablename__ = "deployment_policy"
+
+    model_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    revision: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    champion_version: Mapped[str | None] = mapped_column(String(64))
+    challenger_version: Mapped[str | None] = mapped_column(String(64))
+    weight: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[Any] = mapped_column(JSONType)
+    live: Mapped[str] = mapped_column(String(16))
+    salt: Mapped[str] = mapped_column(String(64))
+    sample_rate: Mapped[float] = mapped_column(Float)
+    timeout_ms: Mapped[float] = mapped_column(Float)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    auto: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime]
+    step_started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(String(1024))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    challenger_errors: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    challenger_timeouts: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    champion_errors: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    shadow_dropped: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    evaluated_at: Mapped[datetime | None]  # the evaluation lease (`claim_evaluation`)
 
 
 class FeedbackRow(Base):

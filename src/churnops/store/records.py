@@ -134,6 +134,8 @@ class PredictionRecord:
     reasons: Any = None
     prediction_id: str = field(default_factory=new_prediction_id)
     created_at: datetime = field(default_factory=utcnow)
+    variant: str = "champion"  # which side of a deployment answered
+    latency_us: int | None = None  # the model's scoring time for this record
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -160,6 +162,8 @@ class PredictionRecord:
             "will_churn": bool(self.will_churn),
             "risk_level": self.risk_level,
             "reasons": to_jsonable(self.reasons),
+            "variant": self.variant,
+            "latency_us": self.latency_us,
         }
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -65,6 +65,9 @@ STUCK_SECONDS = 60.0  # a child confirming nothing this long, with STUCK_LINES w
 STUCK_LINES = 10_000
 STARTUP_SECONDS = 120.0
 MAX_ARRIVED_LINES = 50_000  # the child stops reading beyond this: the pipe pushes back
+# A shadow challenger's score (`enqueue_shadow`): stored beside the answer, best effort (never
+# spooled: it is evidence for a comparison, not an answer anyone was given).
+SHADOW_PREFIX = b'{"shadow":'
 _COUNTERS = (
     "written_records",
     "replayed_records",
@@ -295,6 +298,10 @@ class ProcessWriter:
         self._spool_raw(lines)
 
     def _spool_raw(self, lines: list[bytes]) -> None:
+        shadows = [line for line in lines if line.startswith(SHADOW_PREFIX)]
+        if shadows:
+            self._release(shadows)
+            lines = [line for line in lines if not line.startswith(SHADOW_PREFIX)]
         if not lines:
             return
         try:
@@ -329,6 +336,25 @@ class ProcessWriter:
             self._loop.call_soon_threadsafe(self._queue_lines, lines)
         except RuntimeError:  # the loop is gone (shut down): nothing runs a child any more
             self._spool_raw(lines)
+
+    def enqueue_shadow(self, model_name: str, model_version: str, rows: list[Any]) -> None:
+        """Hand over a batch of one challenger's shadow scores as ONE line
+        (`{"shadow": [name, version], "rows": [[prediction_id, created_at, probability,
+        will_churn, risk_level, latency_us], ...]}`): a line per score cost the API process and the
+        writer a JSON document each. Never refused: when there is no room the batch is dropped
+        (best effort) rather than take an answer's place."""
+        if not rows:
+            return
+        line = orjson.dumps({"shadow": [model_name, model_version], "rows": rows}) + b"\n"
+        try:
+            self._reserve([line])
+        except SpoolFullError:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._queue_lines([line])
+        elif self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._queue_lines, [line])
 
     def _reserve(self, lines: list[bytes]) -> None:
         """Count `lines` as in flight; refuse them if the spool could not take them all.
@@ -594,6 +620,8 @@ class _Child:
         self.runs: deque[tuple[int, int, int]] = deque()
         self.prefix = 0  # the first `prefix` lines received are out of memory
         self.unreadable = 0
+        self.shadows: list[dict[str, Any]] = []
+        self.shadows_dropped = 0
         self.out_lock = threading.Lock()
         self.stopped = threading.Event()
 
@@ -655,6 +683,7 @@ class _Child:
         try:
             if message["op"] == "flush":
                 self.writer.flush()
+                self.write_shadows()
                 self.update_prefix()
             elif message["op"] == "spool_feedback":
                 records = [FeedbackRecord.from_json_dict(r) for r in message["records"]]
@@ -679,9 +708,50 @@ class _Child:
                     self.answer(orjson.loads(line))
                 except orjson.JSONDecodeError as exc:
                     logger.error("unreadable request line skipped: %s", exc)
+            elif line.startswith(SHADOW_PREFIX):
+                self.store_run(run)
+                run = []
+                self.take_shadow(line)
             elif line.strip():
                 run.append(line)
         self.store_run(run)
+
+    def take_shadow(self, line: bytes) -> None:
+        """Keep a shadow score for the next write; the line counts as handled (best effort)."""
+        self.received += 1
+        try:
+            batch = orjson.loads(line)
+            name, version = batch["shadow"]
+            for pid, created_at, probability, will_churn, level, latency_us in batch["rows"]:
+                self.shadows.append(
+                    {
+                        "prediction_id": pid,
+                        "created_at": created_at,
+                        "model_name": name,
+                        "model_version": version,
+                        "churn_probability": probability,
+                        "will_churn": will_churn,
+                        "risk_level": level,
+                        "latency_us": latency_us,
+                    }
+                )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            logger.error("unreadable shadow line skipped: %s", exc)
+        if not self.runs:
+            self.prefix = self.received
+
+    def write_shadows(self) -> None:
+        """Store the shadow scores taken so far; on any failure they are dropped and counted."""
+        if not self.shadows:
+            return
+        from churnops.store.deployment import write_shadow_predictions
+
+        rows, self.shadows = self.shadows, []
+        try:
+            write_shadow_predictions(self.store, rows)
+        except (StoreError, KeyError, TypeError, ValueError) as exc:
+            self.shadows_dropped += len(rows)
+            logger.warning("dropped %d shadow score(s): %s", len(rows), exc)
 
     def store_run(self, lines: list[bytes]) -> None:
         room = max(0, self.writer.max_queue - self.writer.queued)
@@ -758,12 +828,18 @@ class _Child:
             now = time.monotonic()
             if writer.queued >= config.batch_size or now - last_write >= config.flush_interval:
                 writer.write_pending(max_batches=1)  # also reconnects and replays when due
+                if not writer.state.degraded:
+                    self.write_shadows()
+                else:
+                    self.shadows_dropped += len(self.shadows)
+                    self.shadows = []
                 self.update_prefix()
                 last_write = now
             if writer.queued < config.batch_size and now - collected >= COLLECT_EVERY_SECONDS:
                 gc.collect()
                 collected = now
         writer.close()  # stdin closed: write (or spool) everything, then exit
+        self.write_shadows()
         self.update_prefix()
         self.stopped.set()
         with contextlib.suppress(OSError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +200,19 @@ def test_write_is_atomic_and_creates_parents(tmp_path: Path) -> None:
     out = write_eda_report(frame, _schema(frame), path, title="T")
     assert out == path and path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in path.parent.iterdir()] == ["eda.html"]  # no temp file left
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_report_permissions_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Not mkstemp's 0600: an MLflow server running as another user must be able to show it
+    (with the usual umask), and an operator who wants it private says so with the umask."""
+    frame = _frame(n=60)
+    previous = os.umask(umask)
+    try:
+        path = write_eda_report(frame, _schema(frame), tmp_path / f"{umask:o}" / "eda.html")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_bundled_dataset(tmp_path: Path) -> None:

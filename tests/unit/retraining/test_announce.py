@@ -4,11 +4,7 @@ And `churnops retrain` refuses contradictory options in one line."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +16,6 @@ from churnops.retraining.context import LoopContext
 from churnops.settings import Settings
 from churnops.store import PredictionStore
 from churnops.store.decisions import Decision, read_decisions
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        length = int(self.headers["content-length"])
-        self.server.received.append(json.loads(self.rfile.read(length)))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", server.received  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_recorded_decision_is_posted_once_and_a_duplicate_not_at_all(

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from churnops.api.deps import ModelDep, ServiceDep
 from churnops.api.errors import json_response
+from churnops.api.schemas import ErrorOut, ModelOut, ReadyOut
 
 router = APIRouter(tags=["operations"])
 
@@ -55,7 +56,10 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     summary="Model loaded and prediction store reachable; degraded states by name",
-    responses={503: {"description": "No model loaded, or the store check timed out"}},
+    response_model=ReadyOut,
+    responses={
+        503: {"model": ReadyOut, "description": "No model loaded, or the store check timed out"}
+    },
 )
 async def ready(service: ServiceDep, request: Request) -> Response:
     checks: dict[str, str] = {}
@@ -98,7 +102,12 @@ async def ready(service: ServiceDep, request: Request) -> Response:
     return json_response(body, 503 if unready else 200)
 
 
-@router.get("/model", summary="The served model: version, metrics, threshold, input schema")
+@router.get(
+    "/model",
+    summary="The served model: version, metrics, threshold, input schema",
+    response_model=ModelOut,
+    responses={503: {"model": ErrorOut, "description": "No model loaded"}},
+)
 async def model_info(model: ModelDep) -> Response:
     bundle = model.scorer.bundle
     return json_response(

@@ -35,7 +35,12 @@ async def predict(request: Request) -> Response:
     # route documents /predict in OpenAPI and serves apps built without that middleware.
     service: ServiceState = request.app.state.service
     check_json_content_type(request)
-    payload = serving.predict_one(service, await request.body(), request_id=_request_id(request))
+    payload = serving.predict_one(
+        service,
+        await request.body(),
+        request_id=_request_id(request),
+        caller=request.headers.get("authorization"),
+    )
     return Response(payload, media_type="application/json")
 
 
@@ -51,5 +56,11 @@ async def predict_batch(request: Request) -> Response:
     model = service.require_model()
     batch = await parse_body(request, model.contract.batch, allowed=model.contract.allowed)
     records = [record_of(item, model.contract) for item in batch.customers]  # type: ignore[attr-defined]
-    body = await serving.predict_batch(service, model, records, request_id=_request_id(request))
+    body = await serving.predict_batch(
+        service,
+        model,
+        records,
+        request_id=_request_id(request),
+        caller=request.headers.get("authorization"),
+    )
     return json_response(body)

@@ -80,8 +80,8 @@ def _compare(settings: Settings, versions: list[VersionDetails]) -> None:
 
 
 def _change(settings: Settings, versions: list[VersionDetails]) -> None:
-    from churnops.modeling import registry
     from churnops.modeling.tracking import configure_tracking
+    from churnops.retraining.by_hand import promote_by_hand, rollback_by_hand
 
     st.subheader("Promote or roll back")
     name = settings.registry.model_name
@@ -113,17 +113,20 @@ def _change(settings: Settings, versions: list[VersionDetails]) -> None:
         return
     try:
         client = configure_tracking(settings)
+        store_url = settings.resolved_database_url()
         if promote and version is not None:
-            done = registry.promote(client, name=name, version=version, why=reason)
+            done = promote_by_hand(client, store_url, name=name, version=version, why=reason)
             message = f"{name} v{done.version} is now champion"
         else:
-            done = registry.rollback(client, name=name, why=reason)
+            done = rollback_by_hand(client, store_url, name=name, why=reason)
             message = f"{name} v{done.version} is champion again"
     except ChurnopsError as exc:
         st.error(f"Not changed: {exc}")
         return
     queries.clear()
     st.success(message)
+    if done.not_recorded:
+        st.warning(done.not_recorded)
     st.button("Refresh the table")
 
 

@@ -1,0 +1,489 @@
+"""Each worker's side of a deployment: read the policy, load the challenger, route, shadow.
+
+The policy lives in the prediction store (`deployment_policy`), so every worker and replica
+routes the same way; each worker re-reads it every `deployment.poll_interval_seconds` (one
+primary-key SELECT) and swaps one immutable `Route` object, which a request reads once.
+
+- canary: a customer's bucket (keyed hash of their id, else of the caller's API key) below the
+  weight's cutoff is answered by the challenger; about 1 µs a request.
+- blue-green: both models loaded and warm; `live` says which one answers.
+- shadow: after the answer is handed to the server, the request's records go to a thread that
+  scores them with the challenger. A score later than the policy's `timeout_ms` is discarded;
+  a challenger that raises, runs out of time or returns one constant score is counted, and at
+  `fault_limit` faults this worker stops shadowing and rolls the deployment back (recorded with
+  the reason). Nothing the challenger does reaches the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from churnops.api.reload import LoadedModel
+from churnops.deployment import controller
+from churnops.deployment.routing import BUCKETS, Bucketer, cutoff
+from churnops.deployment.thresholds import Thresholds
+from churnops.settings import Settings
+from churnops.store.deployment import Policy, add_counters, claim_evaluation, read_policy
+
+logger = logging.getLogger(__name__)
+
+MAX_SHADOW_QUEUE = 10_000  # records waiting for the challenger; beyond this they are dropped
+# Records for the challenger are handed to its thread at most this often. Waking the thread
+# after every request made it take the GIL at each of the event loop's I/O calls: at one worker
+# throughput fell to 40% of the champion alone. In batches every 10 ms it wakes <= 100 times a
+# second and scores each batch in one vectorised call.
+SHADOW_BATCH_SECONDS = 0.01
+LOAD_ATTEMPTS = 3  # a challenger that cannot be loaded this many polls in a row is rolled back
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the hot path reads (one attribute read a request)."""
+
+    mode: str = "none"
+    challenger: LoadedModel | None = None
+    salt: str = ""
+    cut: int = 0  # canary: buckets below this go to the challenger
+    live_challenger: bool = False  # blue-green
+    sample_rate: float = 1.0
+    timeout: float = 0.1  # seconds
+    policy: Policy | None = None
+    bucket: Bucketer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bucket", Bucketer(self.salt))
+
+    @property
+    def splits(self) -> bool:
+        """Some requests are answered by the challenger."""
+        return self.challenger is not None and self.mode in ("canary", "blue-green")
+
+    def to_challenger(self, key: str | None) -> bool:
+        if self.mode == "blue-green":
+            return self.live_challenger
+        if key is None or self.cut <= 0:
+            return False
+        return self.cut >= BUCKETS or self.bucket(key) < self.cut
+
+
+@dataclass
+class Faults:
+    """What this worker saw the challenger do wrong (counted; flushed to the policy row)."""
+
+    errors: int = 0
+    timeouts: int = 0
+    dropped: int = 0
+    constant: int = 0
+    champion_errors: int = 0
+    same_score_run: int = 0
+    last_score: float | None = None
+    last_witness: Any = None
+    reason: str | None = None  # set once the fault limit is reached: roll back
+    deployment_id: str | None = None  # the deployment these faults belong to
+    pending: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
+            self.pending[name] = self.pending.get(name, 0) + n
+
+    def take_pending(self) -> dict[str, int]:
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        return pending
+
+
+@dataclass
+class ShadowJob:
+    model: LoadedModel
+    records: list[dict[str, Any]]
+    prediction_ids: list[str]
+    created_at: str
+    submitted: float  # perf_counter when the answer was ready
+    champion_probability: float | None = None  # of the last record (for the constant check)
+
+
+class Rollout:
+    """One worker's deployment state: the route in force, the shadow thread, the poller."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        load: Callable[[str], LoadedModel],
+        store: Callable[[], Any],
+        metrics: Any,
+        writer: Callable[[], Any],
+        reload_champion: Callable[[], Awaitable[Any]],
+        champion: Callable[[], LoadedModel | None],
+        promote_alias: controller.PromoteAlias | None = None,
+        notify: controller.Notify | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model_name = settings.registry.model_name
+        self._load = load
+        self._store = store
+        self._writer = writer
+        self.metrics = metrics
+        self._reload_champion = reload_champion
+        self._champion = champion
+        self.promote_alias = promote_alias
+        self.notify = notify
+        self.route = Route()
+        self.policy: Policy | None = None
+        self.faults = Faults()
+        self.limits = Thresholds()
+        self.last_error: str | None = None
+        self._loaded: dict[str, LoadedModel] = {}
+        self._jobs: deque[ShadowJob] = deque()
+        self._queued = 0
+        self._wake = threading.Condition()
+        self._pending: list[ShadowJob] = []
+        self._flush_scheduled = False
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_evaluation = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._load_failures = 0
+
+    # -- hot path ------------------------------------------------------------------------------
+
+    def fault(self, kind: str, reason: str) -> None:
+        """Count a challenger fault; at the limit, stop using it here and ask for a rollback."""
+        self.faults.count(kind)
+        total = self.faults.errors + self.faults.timeouts
+        if self.faults.reason is None and (kind == "constant" or total >= self.limits.fault_limit):
+            self.faults.reason = reason
+            logger.error("challenger fault limit reached: %s", reason)
+            self.route = Route(policy=self.route.policy)  # every request to the champion now
+
+    def check_score(self, probability: float, witness: Any) -> None:
+        """A challenger that gives one score to different inputs is degenerate (rolled back).
+
+        `witness` stands for the input (the champion's score of it, or its values): the run of
+        equal scores grows only when it changes, so one customer asking twice proves nothing.
+        """
+        faults = self.faults
+        if probability != faults.last_score:
+            faults.last_score = probability
+            faults.same_score_run = 0
+            if callable(witness):
+                witness = None  # computed only when a score repeats
+            faults.last_witness = witness
+            return
+        if callable(witness):
+            witness = witness()
+        if witness != faults.last_witness:
+            faults.same_score_run += 1
+            run = faults.same_score_run + 1
+            if run >= self.limits.constant_after and faults.reason is None:
+                self.fault(
+                    "constant",
+                    f"challenger returned the constant score {probability} for {run} "
+                    "different requests in a row",
+                )
+        faults.last_witness = witness
+
+    def shadow(self, job: ShadowJob) -> None:
+        """Queue records for the challenger; handed to the shadow thread once this loop turn is
+        over (the answer is with the server by then)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a large batch scored in a worker thread
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self.shadow, job)
+            return
+        self._pending.append(job)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_later(SHADOW_BATCH_SECONDS, self._hand_over)
+
+    def _hand_over(self) -> None:
+        self._flush_scheduled = False
+        jobs, self._pending = self._pending, []
+        with self._wake:
+            for job in jobs:
+                if self._queued + len(job.records) > MAX_SHADOW_QUEUE:
+                    self.faults.count("dropped", len(job.records))
+                    continue
+                self._jobs.append(job)
+                self._queued += len(job.records)
+            self._wake.notify()
+
+    # -- the shadow thread ---------------------------------------------------------------------
+
+    def _shadow_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._jobs and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                jobs = list(self._jobs)
+                self._jobs.clear()
+                self._queued = 0
+            self._score_shadow(jobs)
+
+    def _score_shadow(self, jobs: list[ShadowJob]) -> None:
+        route = self.route
+        if route.mode != "shadow" or route.challenger is None:
+            return
+        challenger = route.challenger
+        jobs = [job for job in jobs if job.model is challenger]
+        if not jobs:
+            return
+        records = [record for job in jobs for record in job.records]
+        started = time.perf_counter()
+        try:  # probabilities only: nobody reads a shadow's reasons
+            scores = challenger.scorer.score_records(records, reasons=False)
+            probabilities = scores.probability.tolist()
+            decisions = scores.will_churn.tolist()
+            levels = scores.risk_level.tolist()
+            if len(probabilities) != len(records):
+                raise ValueError(f"{len(probabilities)} scores for {len(records)} records")
+        except Exception as exc:
+            self.fault("errors", f"challenger raised {type(exc).__name__}: {exc}")
+            self.metrics.observe_variant("shadow", (), 0.0, errors=len(records))
+            return
+        finished = time.perf_counter()
+        each_us = int((finished - started) * 1e6 / max(1, len(records)))
+        rows: list[tuple[Any, ...]] = []
+        late = 0
+        i = 0
+        for job in jobs:
+            if finished - job.submitted > route.timeout:
+                late += len(job.records)
+                i += len(job.records)
+                continue
+            created_at = job.created_at
+            for prediction_id in job.prediction_ids:
+                rows.append(
+                    (prediction_id, created_at, probabilities[i], decisions[i], levels[i], each_us)
+                )
+                i += 1
+        took = finished - started
+        if took > route.timeout:  # the challenger itself is too slow: a fault
+            self.fault(
+                "timeouts",
+                f"challenger took {1000 * took:.0f} ms, over the {1000 * route.timeout:.0f} ms bound",
+            )
+        elif late:  # waited too long for a core (the machine is busy): discarded, not its fault
+            self.faults.count("dropped", late)
+        champion = jobs[-1].champion_probability
+        for probability in probabilities[-1:]:
+            self.check_score(probability, champion)
+        if rows:
+            self.metrics.observe_variant("shadow", [r[4] for r in rows], finished - started)
+            writer = self._writer()
+            if writer is not None:
+                writer.enqueue_shadow(challenger.name, challenger.version, rows)
+
+    # -- policy --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._shadow_loop, name="shadow", daemon=True)
+        self._thread.start()
+        try:
+            await self.refresh()
+        except Exception as exc:  # no store yet: serve the champion, the poller retries
+            self.last_error = str(exc)
+            logger.error("cannot read the deployment policy at start-up: %s", exc)
+        self._task = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+
+    async def _poll(self) -> None:
+        interval = self.settings.deployment.poll_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the poller must never die
+                self.last_error = str(exc)
+                logger.exception("deployment poller error")
+
+    async def refresh(self) -> None:
+        """Read the policy; roll back on local faults; flush counters; evaluate when due."""
+        store = self._store()
+        if store is None:
+            return
+        policy = await asyncio.to_thread(read_policy, store, self.model_name)
+        if policy is not None and policy.active:
+            pending = self.faults.take_pending()
+            counts = {
+                "challenger_errors": pending.get("errors", 0) + pending.get("constant", 0),
+                "challenger_timeouts": pending.get("timeouts", 0),
+                "shadow_dropped": pending.get("dropped", 0),
+                "champion_errors": pending.get("champion_errors", 0),
+            }
+            if any(counts.values()):
+                await asyncio.to_thread(
+                    add_counters,
+                    store,
+                    model_name=self.model_name,
+                    deployment_id=policy.deployment_id,
+                    counts=counts,
+                )
+            reason = self.faults.reason
+            if reason is not None and policy.deployment_id == self.faults.deployment_id:
+                rolled = await asyncio.to_thread(
+                    controller.rollback,
+                    store,
+                    model_name=self.model_name,
+                    reason=reason,
+                    actor="auto",
+                    evidence={"worker_faults": self._fault_numbers()},
+                    notify=self.notify,
+                    expected=policy,
+                )
+                policy = rolled or await asyncio.to_thread(read_policy, store, self.model_name)
+        await self.apply(policy)
+        await self._maybe_evaluate(store)
+
+    def _fault_numbers(self) -> dict[str, int]:
+        f = self.faults
+        return {
+            "errors": f.errors,
+            "timeouts": f.timeouts,
+            "dropped": f.dropped,
+            "constant": f.constant,
+        }
+
+    async def apply(self, policy: Policy | None) -> None:
+        """Make `policy` the route in force (loading the challenger first when needed)."""
+        current = self.policy
+        if (
+            policy is not None
+            and current is not None
+            and policy.revision == current.revision
+            and policy.deployment_id == current.deployment_id
+        ):
+            return
+        if policy is None or not policy.active:
+            # The last challenger stays loaded (one model): switching a deployment off and on
+            # again, or back from a rollback, needs no second load.
+            self.policy = policy
+            self.route = Route(policy=policy)
+            self._new_deployment(policy)
+            champion = self._champion()
+            if (
+                policy is not None
+                and policy.champion_version
+                and champion is not None
+                and champion.version != policy.champion_version
+            ):
+                await self._reload_champion()
+            self.metrics.set_deployment(policy)
+            return
+        assert policy.challenger_version is not None
+        if self.faults.deployment_id != policy.deployment_id:
+            self._new_deployment(policy)
+        challenger = self._loaded.get(policy.challenger_version)
+        if challenger is None:
+            uri = f"models:/{self.model_name}/{policy.challenger_version}"
+            try:
+                challenger = await asyncio.to_thread(self._load, uri)
+            except Exception as exc:  # retried at the next poll; rolled back after a few
+                self.last_error = f"cannot load challenger {uri}: {exc}"
+                logger.error("%s", self.last_error)
+                self._load_failures += 1
+                if self._load_failures >= LOAD_ATTEMPTS:
+                    self.fault("errors", self.last_error)
+                    self.faults.reason = self.last_error
+                self.policy = policy if self._load_failures >= LOAD_ATTEMPTS else current
+                self.route = Route(policy=policy)
+                return
+            self._load_failures = 0
+            self._loaded = {policy.challenger_version: challenger}
+        if self.faults.reason is not None:  # faulted here: champion only until the policy moves on
+            self.policy = policy
+            self.route = Route(policy=policy)
+            return
+        self.policy = policy
+        self.route = Route(
+            mode=policy.mode,
+            challenger=challenger,
+            salt=policy.salt,
+            cut=cutoff(policy.weight) if policy.mode == "canary" else 0,
+            live_challenger=policy.live == "challenger",
+            sample_rate=policy.sample_rate,
+            timeout=policy.timeout_ms / 1000.0,
+            policy=policy,
+        )
+        self.metrics.set_deployment(policy)
+
+    def _new_deployment(self, policy: Policy | None) -> None:
+        self.faults = Faults(deployment_id=None if policy is None else policy.deployment_id)
+        self._load_failures = 0
+        self.limits = Thresholds.from_mapping(policy.thresholds) if policy else Thresholds()
+
+    async def _maybe_evaluate(self, store: Any) -> None:
+        interval = self.settings.deployment.evaluate_interval_seconds
+        policy = self.policy
+        if interval <= 0 or policy is None or not policy.active or not policy.auto:
+            return
+        if time.monotonic() - self._last_evaluation < interval:
+            return
+        self._last_evaluation = time.monotonic()
+        claimed = await asyncio.to_thread(
+            claim_evaluation,
+            store,
+            model_name=self.model_name,
+            deployment_id=policy.deployment_id,
+            every_seconds=interval * 0.9,
+        )
+        if not claimed:  # another worker (or replica) judges this interval
+            return
+        outcome = await asyncio.to_thread(
+            controller.evaluate,
+            store,
+            model_name=self.model_name,
+            business=self.settings.business,
+            promote_alias=self.promote_alias,
+            notify=self.notify,
+            bootstrap_samples=self.settings.deployment.bootstrap_samples,
+        )
+        if outcome.action not in ("hold", "none", "lost"):
+            await self.apply(outcome.policy)
+
+    def describe(self) -> dict[str, Any]:
+        """This worker's view, for `GET /deployment`."""
+        route = self.route
+        return {
+            "policy": None if self.policy is None else self.policy.to_json_dict(),
+            "worker": {
+                "pid": os.getpid(),
+                "mode": route.mode,
+                "challenger_version": None
+                if route.challenger is None
+                else route.challenger.version,
+                "faults": self._fault_numbers(),
+                "fault_reason": self.faults.reason,
+                "last_error": self.last_error,
+                "checked_at": datetime.now(UTC).isoformat(),
+            },
+        }

@@ -1,0 +1,1 @@
+"""Checks a trained model must pass before deployment: segments, fairness, behaviour, robustness."""
