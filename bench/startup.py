@@ -1,17 +1,21 @@
 """Benchmark: start-up and footprint of `churnops predict` and `churnops serve`, base vs this tree.
 
 Trains one champion (XGBoost) with the BASE code (so "after" also shows that models already in a
-registry load faster), then, alternating base and ours in every repetition so both see the same
+registry load faster), then, alternating the variants in every repetition so all see the same
 machine load: (a) whole-process time of `churnops predict` on a 10-row file, (b) time from
-`churnops serve --workers N` starting until GET /ready answers 200, (c) peak RSS and PSS of the
-serve process tree (all workers and the store writer) over a few requests. CPU time (user +
-system) is reported beside wall time: on a shared machine it is the steadier of the two. Both run with this
-venv; only PYTHONPATH differs (base: a read-only worktree of the base commit). The minimum of the
-repetitions is reported, with ratios, plus the top import costs of our predict by package.
-Writes bench/results/startup.json and startup.md.
+`churnops serve --workers N` starting until GET /ready answers 200 (for each N asked), (c) peak
+RSS and PSS of the serve process tree (all workers, their store writers and uvicorn's supervisor)
+over a few requests, also per worker (tree / N) and per process. Variants: `base` (the named
+baseline: the previous code path, a read-only worktree of the base commit), `ours` (this tree,
+model cache warm: the usual start) and `ours-cold` (this tree, model cache emptied before every
+run: the first start after a promotion, which downloads through MLflow and fills the cache).
+CPU time (user + system) is reported beside wall time: on a shared machine it is the steadier of
+the two. All run with this venv; only PYTHONPATH differs. The minimum and the median of the
+repetitions are reported, with ratios base / variant, plus the top import costs of a 10-row
+predict by package. Writes bench/results/startup.json and startup.md.
 
     git worktree add --detach /tmp/startup-base <base-commit>
-    .venv/bin/python bench/startup.py --base /tmp/startup-base [--repeat 5] [--workers 1]
+    .venv/bin/python bench/startup.py --base /tmp/startup-base [--repeat 5] [--workers 1 2]
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -141,17 +147,31 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) in MB summed over the process tree; PSS splits shared pages fairly."""
+def _memory_mb(pid: int) -> tuple[float, float, list[tuple[str, float]]]:
+    """(RSS, PSS) in MB summed over the process tree, and each process's (role, RSS)."""
     rss = pss = 0
+    each = []
     for member in _tree(pid):
         try:
             text = Path(f"/proc/{member}/smaps_rollup").read_text()
+            command = Path(f"/proc/{member}/cmdline").read_text().replace("\0", " ")
         except OSError:
             continue
-        rss += int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        member_rss = int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        rss += member_rss
         pss += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-    return rss / 1024, pss / 1024
+        each.append((_role(command, member == pid), member_rss / 1024))
+    return rss / 1024, pss / 1024, each
+
+
+def _role(command: str, is_root: bool) -> str:
+    if "writer_process" in command:
+        return "writer"
+    if "resource_tracker" in command:
+        return "tracker"
+    if is_root and "multiprocessing" not in command:
+        return "main"
+    return "worker"
 
 
 def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[str, float]:
@@ -180,17 +200,24 @@ def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[st
         if ready is None:
             raise RuntimeError("churnops serve was not ready within 300 s")
         peak_rss = peak_pss = 0.0
+        peak_role: dict[str, float] = {}
         for _ in range(20):
             response = httpx.post(base + "/predict", json=record, timeout=30)
             response.raise_for_status()
-            rss, pss = _memory_mb(proc.pid)
+            rss, pss, each = _memory_mb(proc.pid)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            for role, value in each:
+                peak_role[role] = max(peak_role.get(role, 0.0), value)
             time.sleep(0.05)
         return {
             "ready_seconds": ready,
             "ready_cpu_seconds": ready_cpu,
             "rss_mb": peak_rss,
             "pss_mb": peak_pss,
+            "rss_per_worker_mb": peak_rss / workers,
+            "pss_per_worker_mb": peak_pss / workers,
+            "worker_rss_mb": peak_role.get("worker", peak_role.get("main", 0.0)),
+            "writer_rss_mb": peak_role.get("writer", 0.0),
         }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -221,16 +248,33 @@ def _import_costs(env: dict[str, str], home: Path, top: int = 12) -> list[dict[s
     ]
 
 
+VARIANTS = ("base", "ours", "ours-cold")
+
+
+def _run_once(
+    name: str, env: dict[str, str], home: Path, workers: list[int], record: dict[str, Any]
+) -> dict[str, float]:
+    if name == "ours-cold":
+        shutil.rmtree(home / "model-cache", ignore_errors=True)
+    measured = _predict(env, home, name)
+    for count in workers:
+        if name == "ours-cold":  # each start is a first start
+            shutil.rmtree(home / "model-cache", ignore_errors=True)
+        served = _serve(env, count, record)
+        measured |= {f"{key}@{count}": value for key, value in served.items()}
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="worktree of the base commit")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--home", type=Path, default=ROOT / ".churnops" / "bench-startup")
     args = parser.parse_args()
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    sources = {"base": args.base.resolve() / "src", "ours": ROOT / "src"}
+    sources = {"base": args.base.resolve() / "src", "ours": ROOT / "src", "ours-cold": ROOT / "src"}
     envs = {name: _variant_env(home, src, name) for name, src in sources.items()}
     for name, src in sources.items():
         _check_source(envs[name], src)
@@ -241,15 +285,24 @@ def main() -> None:
     import pandas as pd
 
     record = json.loads(pd.read_csv(home / "ten.csv").head(1).to_json(orient="records"))[0]
-    runs: dict[str, dict[str, list[float]]] = {name: {} for name in sources}
+    # One untimed warm start of ours so that "ours" measures the usual (cached) start.
+    _run_once("ours", envs["ours"], home, [1], record)
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in VARIANTS}
     for repetition in range(args.repeat):
-        for name in sources if repetition % 2 == 0 else reversed(list(sources)):
-            measured = _predict(envs[name], home, name)
-            measured |= _serve(envs[name], args.workers, record)
+        order = list(VARIANTS) if repetition % 2 == 0 else list(reversed(VARIANTS))
+        if "ours" in order and "ours-cold" in order:  # warm must follow a run that filled it
+            order.remove("ours")
+            order.insert(order.index("ours-cold") + 1, "ours")
+        for name in order:
+            measured = _run_once(name, envs[name], home, args.workers, record)
             for key, value in measured.items():
                 runs[name].setdefault(key, []).append(value)
             print(json.dumps({"variant": name, "repetition": repetition, **measured}), flush=True)
     best = {name: {key: min(values) for key, values in run.items()} for name, run in runs.items()}
+    median = {
+        name: {key: statistics.median(values) for key, values in run.items()}
+        for name, run in runs.items()
+    }
     report = {
         "workers": args.workers,
         "repeat": args.repeat,
@@ -262,9 +315,20 @@ def main() -> None:
             text=True,
             check=False,
         ).stdout.strip(),
+        "ours_commit": subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
         "best": best,
-        "ratio_base_over_ours": {
-            key: best["base"][key] / best["ours"][key] for key in best["ours"] if best["ours"][key]
+        "median": median,
+        "ratio_base_over": {
+            name: {
+                key: best["base"][key] / best[name][key] for key in best[name] if best[name][key]
+            }
+            for name in VARIANTS
+            if name != "base"
         },
         "runs": runs,
         "import_costs_ours": _import_costs(envs["ours"], home),
@@ -276,28 +340,64 @@ def main() -> None:
     print(_markdown(report))
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    best, ratio = report["best"], report["ratio_base_over_ours"]
+def _labels(workers: list[int]) -> dict[str, tuple[str, str]]:
     labels = {
         "predict_seconds": ("`churnops predict`, 10 rows, whole process", "s"),
         "predict_cpu_seconds": ("the same, CPU time (user + system)", "s"),
-        "ready_seconds": (f"`churnops serve -w {report['workers']}` until /ready is 200", "s"),
-        "ready_cpu_seconds": ("the same, CPU time of the serve tree", "s"),
-        "rss_mb": ("serve process tree, peak RSS", "MB"),
-        "pss_mb": ("serve process tree, peak PSS", "MB"),
     }
+    for count in workers:
+        labels |= {
+            f"ready_seconds@{count}": (f"`churnops serve -w {count}` until /ready is 200", "s"),
+            f"ready_cpu_seconds@{count}": ("the same, CPU time of the serve tree", "s"),
+            f"rss_mb@{count}": ("serve process tree, peak RSS", "MB"),
+            f"pss_mb@{count}": ("serve process tree, peak PSS", "MB"),
+            f"rss_per_worker_mb@{count}": (f"RSS per worker (tree / {count})", "MB"),
+            f"pss_per_worker_mb@{count}": (f"PSS per worker (tree / {count})", "MB"),
+            f"worker_rss_mb@{count}": ("one worker process, RSS", "MB"),
+            f"writer_rss_mb@{count}": ("one store-writer child, RSS", "MB"),
+        }
+    return labels
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    best, median, ratio = report["best"], report["median"], report["ratio_base_over"]
     lines = [
-        f"# Start-up benchmark (min of {report['repeat']} alternating runs, {report['cpus']} CPUs "
-        f"shared, load average {report['load_average'][0]:.1f}, base {report['base_commit'][:8]})",
+        f"# Start-up benchmark (min [median] of {report['repeat']} alternating runs, "
+        f"{report['cpus']} CPUs shared, load average {report['load_average'][0]:.1f}, "
+        f"base {report['base_commit'][:8]}, this tree {report['ours_commit'][:8]})",
         "",
-        "| measure | base | this tree | base / this tree |",
-        "|---|---|---|---|",
+        "`ours`: this tree, model cache warm (every start after the first of a version); "
+        "`ours-cold`: cache emptied before each run (the first start after a promotion).",
+        "",
+        "| measure | base | ours | base / ours | ours-cold | base / ours-cold |",
+        "|---|---|---|---|---|---|",
     ]
-    for key, (label, unit) in labels.items():
-        lines.append(
-            f"| {label} | {best['base'][key]:.2f} {unit} | {best['ours'][key]:.2f} {unit} "
-            f"| {ratio.get(key, float('nan')):.2f}x |"
+    for key, (label, unit) in _labels(report["workers"]).items():
+        if key not in best["ours"]:
+            continue
+        cells = [label]
+        for name in VARIANTS:
+            value = best[name].get(key, float("nan"))
+            cells.append(f"{value:.2f} {unit} [{median[name].get(key, float('nan')):.2f}]")
+            if name != "base":
+                cells.append(f"{ratio[name].get(key, float('nan')):.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    spread = {
+        key: max(values) - min(values) for key, values in report["runs"]["ours"].items() if values
+    }
+    lines += [
+        "",
+        "Noise (ours, max - min over the runs): "
+        + ", ".join(
+            f"{key} {spread[key]:.2f}"
+            for key in ("predict_seconds", "predict_cpu_seconds")
+            if key in spread
         )
+        + ", "
+        + ", ".join(
+            f"{key} {value:.2f}" for key, value in spread.items() if key.startswith("ready")
+        ),
+    ]
     base_costs = {c["package"]: c["self_ms"] for c in report["import_costs_base"]}
     lines += [
         "",

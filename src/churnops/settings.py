@@ -161,6 +161,11 @@ class RegistrySettings(BaseModel):
     promotion_metric: str = "test_roc_auc"
     promotion_margin: float = 0.002
     experiment: str = "churnops"
+    # Consumers (serve, predict) keep a verified local copy of each registered version they load
+    # and read which version an alias names straight from the registry's database: a warm start
+    # imports no MLflow. None: <home>/model-cache.
+    model_cache: bool = True
+    model_cache_dir: str | None = None
 
 
 class ServingSettings(BaseModel):
@@ -390,6 +395,11 @@ class Settings(BaseSettings):
         if self.serving.on_spool_full is not None:
             return self.serving.on_spool_full
         return "refuse" if self.env == "production" else "drop"
+
+    def resolved_model_cache_dir(self) -> Path | None:
+        if not self.registry.model_cache:
+            return None
+        return Path(self.registry.model_cache_dir or Path(self.home).resolve() / "model-cache")
 
     def champion_uri(self) -> str:
         return self.serving.model_uri or f"models:/{self.registry.model_name}@champion"

@@ -382,6 +382,7 @@ def test_score_table_is_the_use_case_without_the_cli(
 ) -> None:
     """A flow calls `score_table` as the CLI does: the run and a failed run land in the store."""
     from churnops.errors import DataValidationError
+    from churnops.modeling.tracking import model_source
     from churnops.scoring.runs import BatchRequest, score_table
 
     database_url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -396,7 +397,7 @@ def test_score_table_is_the_use_case_without_the_cli(
     seen: list[int] = []
     result = score_table(
         request,
-        client=trained_model.client,
+        source=model_source(trained_model.settings),
         database_url=database_url,
         progress=lambda done, total: seen.append(done),
     )
@@ -414,7 +415,7 @@ def test_score_table_is_the_use_case_without_the_cli(
                 model_uri=trained_model.champion_uri,
                 options=BatchOptions(),
             ),
-            client=trained_model.client,
+            source=model_source(trained_model.settings),
             database_url=database_url,
         )
     engine = sa.create_engine(database_url)

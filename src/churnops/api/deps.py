@@ -23,6 +23,7 @@ from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerL
 from churnops.api.rollout import Rollout
 from churnops.apikeys import KeyRing
 from churnops.errors import StoreError
+from churnops.modeling.loading import ModelSource
 from churnops.settings import Settings
 from churnops.store import PredictionStore, WriterState, claim_spool_slot
 from churnops.store.writer_process import ProcessWriter, WriterConfig
@@ -76,6 +77,7 @@ class ServiceState:
         self.limiter = limiter or make_limiter(settings.redis_url)
         self._scorer_loader = scorer_loader
         self._resolve_alias = resolve_alias
+        self._source: ModelSource | None = None
         self.models = ModelManager(
             model_uri=settings.champion_uri(),
             loader=self._load,
@@ -109,20 +111,35 @@ class ServiceState:
 
     def _load(self, uri: str) -> Any:
         if self._scorer_loader is None:
-            from churnops.modeling.pyfunc import load_scorer
+            from churnops.modeling.loading import load_scorer
 
-            self._scorer_loader = load_scorer
+            source = self._model_source()
+            self._scorer_loader = lambda model_uri: load_scorer(model_uri, source=source)
         return self._scorer_loader(uri)
+
+    def _model_source(self) -> ModelSource:
+        """The registry and the local model cache; MLflow is set up only if a load needs it."""
+        if self._source is None:
+            from churnops.modeling.tracking import model_source
+
+            self._source = model_source(self.settings, must_exist=False)
+        return self._source
 
     def _resolve(self, name: str, alias: str) -> str | None:
         if self._resolve_alias is None:
-            from churnops.modeling.registry import alias_version
-            from churnops.modeling.tracking import configure_tracking
+            from churnops.modeling.registry_lookup import lookup_version
 
-            client = configure_tracking(self.settings)
+            source = self._model_source()
 
             def resolve(model_name: str, model_alias: str) -> str | None:
-                found = alias_version(client, model_name, model_alias)
+                # The registry's own tables first (no MLflow import); MLflow when it cannot say.
+                record = lookup_version(source.registry_uri, f"models:/{model_name}@{model_alias}")
+                if record is not None:
+                    return record.version
+                from churnops.modeling.registry import alias_version
+
+                assert source.client is not None
+                found = alias_version(source.client(), model_name, model_alias)
                 return None if found is None else str(found.version)
 
             self._resolve_alias = resolve
@@ -186,6 +203,7 @@ class ServiceState:
                 reconnect_interval=max(
                     0.5, min(5.0, self.serving.store_flush_interval_seconds * 4)
                 ),
+                schema_ready=self.store is not None and self.store.schema_ready,
             ),
             lock_fd=None if self._spool_lock is None else self._spool_lock.fileno(),
             refuse_when_full=self.settings.resolved_on_spool_full() == "refuse",

@@ -15,16 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from churnops.api.contract import Contract, build_contract
 from churnops.errors import ModelNotFoundError
 from churnops.logformat import set_process_fields
-from churnops.modeling.scorer import Scorer
+
+if TYPE_CHECKING:  # pandas and numba: imported by the first load, not by building the app
+    from churnops.api.contract import Contract
+    from churnops.modeling.scorer import Scorer
 
 logger = logging.getLogger(__name__)
 
-ScorerLoader = Callable[[str], tuple[Scorer, Any]]
+ScorerLoader = Callable[[str], tuple["Scorer", Any]]
 VersionResolver = Callable[[str, str], str | None]  # (model name, alias) -> version or None
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
@@ -112,6 +114,8 @@ class ModelManager:
 
     def load(self, target: Target) -> LoadedModel:
         """Load, build the contract and warm up (blocking; runs in a worker thread)."""
+        from churnops.api.contract import build_contract
+
         scorer, _ = self.loader(target.uri)
         scorer.set_threads(1)
         contract = build_contract(

@@ -186,10 +186,10 @@ def predict_command(
             on_error=on_error,
             rejects=rejects,
         )
-        from churnops.modeling.tracking import configure_tracking
+        from churnops.modeling.tracking import model_source
 
         # A registry or run URI reads the tracking store: never create an empty one for it.
-        client = configure_tracking(settings, must_exist=uri.startswith(("models:/", "runs:/")))
+        models = model_source(settings, must_exist=uri.startswith(("models:/", "runs:/")))
         from churnops.scoring.batch import BatchOptions  # heavy: after the cheap checks
         from churnops.scoring.runs import BatchRequest, score_table
 
@@ -210,7 +210,7 @@ def predict_command(
         with _progress(engine) as advance:
             result = score_table(
                 request,
-                client=client,
+                source=models,
                 database_url=settings.resolved_database_url(),
                 progress=advance,
             )

@@ -7,13 +7,18 @@ fixed 20-bin histogram on [0, 1], quantiles and the share per risk level.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field
 
 from churnops.data.schema import MISSING_CATEGORY, ColumnSchema, Schema
+from churnops.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API scores plain records and never needs pandas
+    pd = lazy_module("pandas")
 
 N_QUANTILES = 1001
 N_BINS = 10

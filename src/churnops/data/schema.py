@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import yaml
 from pydantic import BaseModel, Field
 
 from churnops.errors import ConfigError, DataValidationError, Problem
+from churnops.lazy import lazy_module
 from churnops.settings import DataSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API scores plain records and never needs pandas
+    pd = lazy_module("pandas")
 
 Scalar = str | int | float | bool
 MISSING_CATEGORY = "(missing)"

@@ -10,13 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn.compose import ColumnTransformer
 
 from churnops.data.schema import MISSING_CATEGORY, Schema
+from churnops.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer  # a fitted one comes with sklearn loaded
+else:  # frames only: the API scores plain records and never needs pandas
+    pd = lazy_module("pandas")
 
 Records = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 

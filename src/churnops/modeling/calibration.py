@@ -6,10 +6,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
-from sklearn.model_selection import StratifiedKFold
 
 Method = Literal["none", "sigmoid", "isotonic"]
 EPS = 1e-6
@@ -40,12 +36,16 @@ class Calibrator:
 
 def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: Method) -> Calibrator:
     if method == "sigmoid":
+        from sklearn.linear_model import LogisticRegression  # fitting only: loading needs none
+
         model = LogisticRegression(C=1e6, solver="lbfgs")
         model.fit(_logit(raw).reshape(-1, 1), y)
         return Calibrator(
             "sigmoid", slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0])
         )
     if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
         return Calibrator(
             "isotonic",
@@ -68,6 +68,9 @@ def choose_calibration(
 
     A method must lower the Brier score by `min_gain` to be kept; then it is refit on all scores.
     """
+    from sklearn.metrics import brier_score_loss
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores: dict[str, list[float]] = {"none": [], "sigmoid": [], "isotonic": []}
     for fit_idx, eval_idx in splitter.split(raw_oof, y):

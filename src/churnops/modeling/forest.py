@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from churnops.modeling import treewalk
 from churnops.modeling.treewalk import walk, walk_released
 
 Rule = Literal["lt", "le"]  # XGBoost goes left on x < t; LightGBM and sklearn on x <= t
@@ -68,6 +69,8 @@ class FlatForest:
             contrib = np.zeros((n_rows, n_features), dtype=np.float64)
         else:
             contrib = _NO_CONTRIBUTIONS
+        if not treewalk.registries_ready:
+            treewalk.load_registries()
         kernel = walk_released if n_rows >= RELEASE_GIL_ROWS else walk
         kernel(
             self._prepared(x),

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import joblib
-import mlflow.artifacts
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.models.model import MLMODEL_FILE_NAME, Model, ModelInfo
+from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, DataType, TensorSpec
 from mlflow.types import Schema as MlflowSchema
@@ -22,12 +20,13 @@ from mlflow.types import Schema as MlflowSchema
 from churnops.data.profile import typical_record
 from churnops.data.schema import Schema
 from churnops.data.validate import validate_against_schema
-from churnops.modeling.requirements import mismatches, pinned_requirements
+from churnops.modeling.loading import BUNDLE_ARTIFACT, ModelFiles
+from churnops.modeling.loading import load_scorer as _load_scorer
+from churnops.modeling.requirements import pinned_requirements
 from churnops.modeling.scorer import ModelBundle, Scorer
 
-BUNDLE_ARTIFACT = "bundle"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-LOADER_MODULE = "mlflow.pyfunc.model"  # MLflow's loader of PythonModel subclasses
+MODEL_CODE = Path(__file__).resolve().with_name("model_code.py")
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ def _log(
     )
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=ChurnModel(),
+        python_model=str(MODEL_CODE),  # models from code: no CloudPickle of our objects
         artifacts={
             BUNDLE_ARTIFACT: str(bundle_path),
             "schema": str(schema_path),
@@ -123,56 +122,6 @@ def _log(
     )
 
 
-def load_scorer(model_uri: str) -> tuple[Scorer, Model]:
-    """Load a registered churnops model's Scorer (and the model's MLflow metadata).
-
-    The same artifacts `mlflow.pyfunc.load_model` reads, without what our consumers do not need:
-    its environment-wide requirements check (~1.2 s; `requirements.mismatches` checks the model's
-    own pins in milliseconds), the model's copy of churnops put first on `sys.path` (later lazy
-    imports would come from it), and unpickling the python model object. Only a model that says it
-    is ours (the pyfunc flavor of a `ChurnModel`, churnops metadata, a bundle artifact that
-    unpickles to a `ModelBundle`) is accepted. Third parties keep `mlflow.pyfunc.load_model`.
-    """
-    from churnops.errors import ModelNotFoundError
-
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-        meta = Model.load(str(local / MLMODEL_FILE_NAME))
-    except Exception as exc:
-        raise ModelNotFoundError(f"cannot load model {model_uri!r}: {exc}") from exc
-    flavor = meta.flavors.get(mlflow.pyfunc.FLAVOR_NAME) or {}
-    bundle_entry = (flavor.get("artifacts") or {}).get(BUNDLE_ARTIFACT) or {}
-    if (
-        flavor.get("loader_module") != LOADER_MODULE
-        or "churnops" not in (meta.metadata or {})
-        or not bundle_entry.get("path")
-    ):
-        raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
-    _warn_mismatches(model_uri, local, str(flavor.get("python_version", "")))
-    try:
-        bundle = joblib.load(local / bundle_entry["path"])
-    except Exception as exc:
-        raise ModelNotFoundError(f"cannot load model {model_uri!r}: {exc}") from exc
-    if not isinstance(bundle, ModelBundle):
-        raise ModelNotFoundError(f"{model_uri!r} is not a churnops model")
-    return Scorer(bundle), meta
-
-
-def _warn_mismatches(model_uri: str, local: Path, python_version: str) -> None:
-    """Say (once per load, as MLflow would) where this environment differs from the model's."""
-    requirements_file = local / "requirements.txt"
-    lines = []
-    if requirements_file.exists():
-        lines = [
-            line.strip()
-            for line in requirements_file.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith(("#", "-"))
-        ]
-    problems = mismatches(lines)
-    running = ".".join(map(str, sys.version_info[:2]))
-    if python_version and not python_version.startswith(running + "."):
-        problems.append(f"python=={python_version} (running {running})")
-    if problems:
-        logger.warning(
-            "model %s was logged in another environment: %s", model_uri, "; ".join(problems)
-        )
+def load_scorer(model_uri: str) -> tuple[Scorer, ModelFiles]:
+    """`loading.load_scorer` with MLflow's configured URIs and no cache (kept for callers)."""
+    return _load_scorer(model_uri)

@@ -7,21 +7,27 @@ can never disagree about columns, encodings, calibration, threshold or risk band
 from __future__ import annotations
 
 import json
+import threading
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
-import pandas as pd
 
 from churnops.data.profile import ReferenceProfile
 from churnops.data.schema import Schema
 from churnops.features.encoder import FastEncoder, Records
+from churnops.lazy import lazy_module
 from churnops.modeling.calibration import Calibrator
 from churnops.modeling.forest import RELEASE_GIL_ROWS
 from churnops.modeling.predictors import predictor_for
 from churnops.settings import RISK_LEVELS, RiskBands
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API scores plain records and never needs pandas
+    pd = lazy_module("pandas")
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -90,6 +96,38 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class DeferredPipeline:
+    """Stands in for the fitted sklearn pipeline of a detached bundle: the real one is read from
+    the model's bundle file on first use (only the reference path and a large batch need it)."""
+
+    def __init__(self) -> None:
+        self._load: Callable[[], Pipeline] | None = None
+        self._pipeline: Pipeline | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def bind(self, load: Callable[[], Pipeline]) -> None:
+        self._load = load
+
+    def resolve(self) -> Pipeline:
+        with self._lock:
+            if self._pipeline is None:
+                if self._load is None:
+                    raise RuntimeError("detached model bundle with no bundle file bound")
+                self._pipeline = self._load()
+            return self._pipeline
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+
 class Scorer:
     """Fast scoring of frames (vectorised) and plain records (no DataFrame) with one model."""
 
@@ -105,6 +143,26 @@ class Scorer:
         self._bands = np.array([bundle.risk_bands.medium, bundle.risk_bands.high])
         self._band_edges = (bundle.risk_bands.medium, bundle.risk_bands.high)
         self._levels = np.array(RISK_LEVELS, dtype=object)
+
+    @property
+    def detachable(self) -> bool:
+        return self.predictor.detachable
+
+    def detached(self) -> Scorer:
+        """A copy that keeps no library object (sklearn pipeline, booster): pickled into the local
+        model cache, it loads without importing sklearn, scipy or the classifier's library."""
+        copy = object.__new__(Scorer)
+        copy.__dict__.update(self.__dict__)
+        copy.bundle = replace(self.bundle, pipeline=cast("Pipeline", DeferredPipeline()))
+        copy.predictor = self.predictor.detached()
+        return copy
+
+    def bind(self, load_bundle: Callable[[], ModelBundle]) -> None:
+        """Where a detached scorer reads its library objects from when it first needs them."""
+        pipeline = self.bundle.pipeline
+        if isinstance(pipeline, DeferredPipeline):
+            pipeline.bind(lambda: load_bundle().pipeline)
+            self.predictor.bind(lambda: pipeline.resolve().named_steps["classifier"])
 
     def set_threads(self, n: int) -> None:
         """Threads for the classifier: 1 for single requests, all cores for batch scoring."""

@@ -13,6 +13,8 @@ from churnops.settings import Settings
 if TYPE_CHECKING:  # mlflow takes seconds to import: only when a store is really used
     from mlflow.tracking import MlflowClient
 
+    from churnops.modeling.loading import ModelSource
+
 
 def local_store_path(uri: str) -> Path | None:
     """The file or folder behind a local tracking URI (SQLite file, file store); None otherwise."""
@@ -69,3 +71,17 @@ def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     return str(client.create_experiment(name, artifact_location=settings.artifact_location()))
+
+
+def model_source(settings: Settings, *, must_exist: bool = True) -> ModelSource:
+    """Where consumers load models from: the registry, the local model cache, and MLflow (set up
+    by `configure_tracking` only if a load needs it)."""
+    from churnops.modeling.loading import ModelSource
+
+    if must_exist:
+        require_tracking_store(settings)
+    return ModelSource(
+        registry_uri=settings.resolved_tracking_uri(),
+        cache_dir=settings.resolved_model_cache_dir(),
+        client=lambda: configure_tracking(settings, must_exist=must_exist),
+    )

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel, Field
 
 from churnops.errors import DataValidationError, Problem
+from churnops.lazy import lazy_module
 from churnops.monitoring.drift import (
     DataQualityReport,
     DriftReport,
@@ -26,6 +26,11 @@ from churnops.monitoring.reference import MonitoringReference
 from churnops.monitoring.summary import TIME_COLUMN, WindowSummary, merge_all
 from churnops.monitoring.temporal import Period, PeriodPoint, period_series, summarise_by_period
 from churnops.settings import MonitoringSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API never needs pandas
+    pd = lazy_module("pandas")
 
 
 class MonitoringReport(BaseModel):

@@ -8,15 +8,20 @@ JSON; a batch-scoring run can store one per run and the monitor merges them late
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field, PrivateAttr
 
 from churnops.data.schema import MISSING_CATEGORY
 from churnops.errors import ChurnopsError, DataValidationError, Problem
+from churnops.lazy import lazy_module
 from churnops.monitoring.reference import MonitoringReference, QuantileGrid
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API never needs pandas
+    pd = lazy_module("pandas")
 
 PERF_BINS = 1000  # probability resolution of the performance histograms
 TIME_COLUMN = "created_at"

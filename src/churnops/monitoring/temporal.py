@@ -6,18 +6,23 @@ the series costs nothing extra.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field
 
 from churnops.errors import DataValidationError, Problem
+from churnops.lazy import lazy_module
 from churnops.monitoring.drift import data_drift, prediction_drift
 from churnops.monitoring.performance import estimated_metrics, realised_metrics
 from churnops.monitoring.reference import MonitoringReference
 from churnops.monitoring.summary import TIME_COLUMN, WindowSummary
 from churnops.settings import MonitoringSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # frames only: the API never needs pandas
+    pd = lazy_module("pandas")
 
 Period = Literal["day", "week"]
 

@@ -26,7 +26,7 @@ from churnops.data.fingerprint import FileFingerprint, RowFingerprint, input_fin
 from churnops.data.ingest import DEFAULT_CHUNK_ROWS, ChunkReader, ParquetReader, open_reader
 from churnops.data.schema import Schema
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError, Problem
-from churnops.modeling.predictors import XGBoostPredictor
+from churnops.modeling.predictors import SMALL_REQUEST_ROWS, XGBoostPredictor
 from churnops.modeling.registry import ModelIdentity
 from churnops.modeling.scorer import Scorer
 from churnops.scoring.destinations import sidecar_paths, temporary_path
@@ -184,13 +184,10 @@ class BatchScorer:
         self.options = options
         is_xgboost = isinstance(scorer.predictor, XGBoostPredictor)
         self.encoder = ChunkEncoder(scorer.encoder, np.float32 if is_xgboost else np.float64)
-        # Decided once per run: the tables when they can be built, confirmed on the first chunk.
+        # Decided once per run, on the first chunk (`_choose_engine`).
         self.tables: TreeTables | None = None
         self._booster: Any = None
-        predictor = scorer.predictor
-        if options.tables and isinstance(predictor, XGBoostPredictor):
-            self._booster = predictor.booster
-            self.tables = TreeTables.build(predictor.booster, scorer.encoder)
+        self._engine: str | None = None
         self._checked = False
         self.tally: RunTally | None = None  # counts of the current or last run (also when it fails)
         self._level_names = pd.CategoricalDtype(list(RISK_LEVELS))
@@ -199,7 +196,25 @@ class BatchScorer:
 
     @property
     def predictor_name(self) -> str:
-        return "tables" if self.tables is not None else "booster"
+        """walk, tables or booster: what scored this run (for a run not started: a large one)."""
+        if self._engine is None:
+            self._choose_engine(SMALL_REQUEST_ROWS + 1)
+        return str(self._engine)
+
+    def _choose_engine(self, rows: int) -> None:
+        """Once per run, from the first chunk's size. A first chunk the flat walk scores alone
+        (<= SMALL_REQUEST_ROWS: a small input, the engine the API uses for the same customers)
+        keeps the walk and never loads the booster (nor its library: ~1.2 s of a 10-row run);
+        otherwise the tables when they can be built (confirmed on the first chunk), else the
+        booster."""
+        predictor = self.scorer.predictor
+        if rows <= SMALL_REQUEST_ROWS and getattr(predictor, "flat", None) is not None:
+            self._engine = "walk"
+            return
+        if self.options.tables and isinstance(predictor, XGBoostPredictor):
+            self._booster = predictor.booster
+            self.tables = TreeTables.build(predictor.booster, self.scorer.encoder)
+        self._engine = "tables" if self.tables is not None else "booster"
 
     # -- per chunk ---------------------------------------------------------------------------
 
@@ -220,6 +235,7 @@ class BatchScorer:
                 "lookup tables differ from the booster by %.2g; scoring with the booster", worst
             )
             self.tables = None
+            self._engine = "booster"
 
     def _booster_proba(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """The booster's own probabilities (never the predictor's small-input shortcut)."""
@@ -227,6 +243,8 @@ class BatchScorer:
         return np.asarray(self._booster.inplace_predict(matrix), dtype=np.float64)
 
     def _raw_probability(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        if self._engine is None:
+            self._choose_engine(numeric.shape[1])
         tables = self.tables
         if tables is not None and not self._checked:
             self._check_tables(tables, numeric, codes)

@@ -11,14 +11,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from churnops.errors import StoreError
-from churnops.modeling.registry import ModelIdentity, model_identity
+from churnops.modeling.loading import ModelSource, load_scorer, resolve_identity
+from churnops.modeling.registry import ModelIdentity
 from churnops.scoring.batch import BatchOptions, BatchResult, BatchScorer, Progress, RunTally
-
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
 MAX_ERROR_TEXT = 2000
@@ -40,22 +38,23 @@ class BatchRequest:
 def score_table(
     request: BatchRequest,
     *,
-    client: MlflowClient | None,
+    source: ModelSource,
     database_url: str,
     progress: Progress | None = None,
 ) -> BatchResult:
     """Score `request.source` into `request.output`; the run is recorded in the store at
     `database_url` whether it succeeds or fails (a failure to record a failure is only logged)."""
-    identity = model_identity(request.model_uri, client)
+    identity = resolve_identity(request.model_uri, source)
     started = datetime.now(UTC)
     batch: BatchScorer | None = None
     try:
         if request.engine == "spark":
+            if source.client is not None:
+                source.client()  # Spark's workers load through MLflow's configured URIs
             result = _score_with_spark(request, identity)
         else:
-            from churnops.modeling.pyfunc import load_scorer
-
-            scorer, _ = load_scorer(identity.pinned_uri)  # the version recorded is the one used
+            # Pinned to the version resolved above: the version recorded is the one used.
+            scorer, _ = load_scorer(identity.pinned_uri, source=source)
             batch = BatchScorer(scorer, identity, request.options)
             result = batch.run(
                 request.source, request.output, rejects=request.rejects, progress=progress

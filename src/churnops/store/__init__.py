@@ -6,18 +6,53 @@ The API's predictions are stored by a child process (`ProcessWriter` in `writer_
 that drives a `BatchWriter`: batches, and a bounded spool replayed after an outage.
 """
 
-from churnops.store.decisions import Decision, read_decisions, record_decision
-from churnops.store.migrate import head_revision, upgrade_schema
-from churnops.store.records import (
-    BatchRun,
-    FeedbackRecord,
-    MonitoringResult,
-    PredictionRecord,
-    to_jsonable,
-)
-from churnops.store.spool import Spool, SpoolFullError, claim_spool_slot
-from churnops.store.store import META_COLUMNS, PredictionStore
-from churnops.store.writer import BatchWriter, WriterState, is_outage
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562): the writer child and the API import only what they use
+# (the migrations import Alembic, the readers pandas).
+_EXPORTS = {
+    "Decision": "decisions",
+    "read_decisions": "decisions",
+    "record_decision": "decisions",
+    "head_revision": "migrate",
+    "upgrade_schema": "migrate",
+    "BatchRun": "records",
+    "FeedbackRecord": "records",
+    "MonitoringResult": "records",
+    "PredictionRecord": "records",
+    "to_jsonable": "records",
+    "Spool": "spool",
+    "SpoolFullError": "spool",
+    "claim_spool_slot": "spool",
+    "META_COLUMNS": "store",
+    "PredictionStore": "store",
+    "BatchWriter": "writer",
+    "WriterState": "writer",
+    "is_outage": "writer",
+}
+
+if TYPE_CHECKING:
+    from churnops.store.decisions import Decision, read_decisions, record_decision
+    from churnops.store.migrate import head_revision, upgrade_schema
+    from churnops.store.records import (
+        BatchRun,
+        FeedbackRecord,
+        MonitoringResult,
+        PredictionRecord,
+        to_jsonable,
+    )
+    from churnops.store.spool import Spool, SpoolFullError, claim_spool_slot
+    from churnops.store.store import META_COLUMNS, PredictionStore
+    from churnops.store.writer import BatchWriter, WriterState, is_outage
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "META_COLUMNS",

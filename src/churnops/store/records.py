@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,8 +13,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
-import pandas as pd
-from pandas.api.types import is_scalar
 
 from churnops.store.models import to_utc
 
@@ -82,7 +81,8 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(v) for v in value]
-    if is_scalar(value) and bool(pd.isna(value)):  # pd.NA, pd.NaT, numpy NaN
+    pandas = sys.modules.get("pandas")  # pd.NA and pd.NaT exist only once pandas is imported
+    if pandas is not None and pandas.api.types.is_scalar(value) and bool(pandas.isna(value)):
         return None
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import pandas as pd
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -34,7 +33,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from churnops.errors import StoreError
 from churnops.store.bulk_insert import PredictionInsert
 from churnops.store.engine import make_engine, parse_url, safe_url, sqlite_path
-from churnops.store.migrate import current_revision, ensure_sqlite_directory, upgrade_engine
 from churnops.store.models import (
     BatchRunRow,
     FeedbackRow,
@@ -50,6 +48,9 @@ from churnops.store.records import (
     to_jsonable,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,14 @@ class PredictionStore:
         """True once `create()`/`upgrade()` succeeded in this process."""
         return self._schema_ready
 
+    def assume_schema_ready(self) -> None:
+        """Another process of this service migrated the store to this code's head already."""
+        self._schema_ready = True
+
     def create(self) -> None:
         """First-time set-up: make the SQLite directory if needed, then migrate to head."""
+        from churnops.store.migrate import ensure_sqlite_directory
+
         ensure_sqlite_directory(self.url)
         self.upgrade()
 
@@ -153,11 +160,17 @@ class PredictionStore:
 
     def upgrade(self) -> None:
         """Run the Alembic migrations to head (a no-op when already there)."""
+        # Alembic (with Mako and Pygments, ~15 MB) only where a schema is set up: the writer
+        # child and the readers of an existing store never load it.
+        from churnops.store.migrate import upgrade_engine
+
         upgrade_engine(self._engine)
         self._schema_ready = True
 
     def revision(self) -> str | None:
         """The Alembic revision the database is at (None before the first migration)."""
+        from churnops.store.migrate import current_revision
+
         try:
             with self._engine.connect() as conn:
                 return current_revision(conn)
@@ -562,6 +575,8 @@ class PredictionStore:
 
 
 def _predictions_frame(rows: Sequence[Any]) -> pd.DataFrame:
+    import pandas as pd  # reads only: the writer child and the API's hot path never need it
+
     """Rows of (META_COLUMNS..., features) -> frame with the features expanded into columns."""
     meta = pd.DataFrame.from_records(
         [tuple(row[:-1]) for row in rows], columns=list(META_COLUMNS), coerce_float=False

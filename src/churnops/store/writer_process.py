@@ -90,6 +90,9 @@ class WriterConfig:
     flush_interval: float = 0.5
     reconnect_interval: float = 5.0
     connect_timeout: float = 2.0
+    # The parent migrated this store already (at its start): the child need not load Alembic
+    # (~15 MB) to find that out again. False: the child migrates before its first write.
+    schema_ready: bool = False
 
 
 class ProcessWriter:
@@ -592,6 +595,8 @@ class _Child:
 
         self.config = config
         self.store = PredictionStore(config.database_url, connect_timeout=config.connect_timeout)
+        if config.schema_ready:
+            self.store.assume_schema_ready()
         self.writer = BatchWriter(
             self.store,
             spool_path=config.spool_path,

@@ -261,3 +261,26 @@ def test_our_load_warns_about_a_mismatched_pin_and_refuses_foreign_models(
         load_scorer(str(copy))
     with pytest.raises(ModelNotFoundError, match="cannot load model"):
         load_scorer(str(tmp_path / "nothing-here"))
+
+
+@pytest.mark.slow
+def test_the_model_is_logged_from_code_not_pickled(
+    logged: dict[str, Logged], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MLflow's models-from-code: loading runs `modeling/model_code.py`, no CloudPickle of our
+    objects is logged or unpickled (and MLflow's warning about it is gone)."""
+    import mlflow.pyfunc
+
+    model = logged["xgboost"]
+    mlflow.set_tracking_uri(model.tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts(model.uri, dst_path=str(tmp_path)))
+    flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]
+
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert "python_model" not in flavor
+    assert not (local / "python_model.pkl").exists()
+    assert (local / "model_code.py").exists()
+    with caplog.at_level(logging.WARNING):
+        served = mlflow.pyfunc.load_model(model.uri).predict(model.frame)
+    assert np.allclose(served["churn_probability"].to_numpy(), model.probability)
+    assert "CloudPickle" not in caplog.text
