@@ -36,6 +36,10 @@ def demo_frame() -> pd.DataFrame:
     return pd.read_csv(demo_path())
 
 
+# The session's trained model's MLflow URI, once it exists (see the URI-restoring fixtures).
+_SESSION_TRACKING_URI: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedModel]:
     """One champion (xgboost vs logistic regression, default params) trained on the demo data."""
@@ -47,6 +51,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedM
     outcome = run_training(
         frame, schema=schema, settings=settings, client=client, experiment_id=experiment_id
     )
+    _SESSION_TRACKING_URI["uri"] = settings.resolved_tracking_uri()
     yield TrainedModel(settings=settings, client=client, outcome=outcome, frame=frame)
 
 
@@ -58,6 +63,10 @@ def _restore_mlflow_uris_per_module() -> Iterator[None]:
 
     tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     yield
+    # Once the session's trained model exists, it is what MLflow points at between modules (even
+    # when it was first trained in the middle of this module).
+    if "uri" in _SESSION_TRACKING_URI:
+        tracking = registry = _SESSION_TRACKING_URI["uri"]
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(registry)
 

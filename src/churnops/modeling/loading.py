@@ -98,7 +98,15 @@ def resolve_identity(model_uri: str, source: ModelSource) -> ModelIdentity:
     record = lookup_version(source.registry_uri, model_uri)
     if record is not None:
         return ModelIdentity(record.name, record.version, model_uri)
-    return model_identity(model_uri, source.client() if source.client else None)
+    make_client = source.client if _uses_tracking(model_uri) else None
+    return model_identity(model_uri, make_client() if make_client is not None else None)
+
+
+def _uses_tracking(model_uri: str) -> bool:
+    """Whether loading `model_uri` needs MLflow's tracking/registry store. A local path or a
+    plain artifact URI does not: opening the store would create (and, for SQLite, migrate) a
+    tracking database that N workers starting together would race to migrate."""
+    return model_uri.startswith(("models:/", "runs:/"))
 
 
 def _from_cache(
@@ -150,9 +158,10 @@ def _download(model_uri: str, destination: Path | None, source: ModelSource | No
     try:
         import mlflow.artifacts
 
-        if source is not None and source.client is not None:
+        tracked = source is not None and _uses_tracking(model_uri)
+        if tracked and source is not None and source.client is not None:
             source.client()  # sets MLflow's tracking and registry URIs as configured
-        registry = None if source is None else source.registry_uri
+        registry = source.registry_uri if tracked and source is not None else None
         return Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=model_uri,
