@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +16,6 @@ from churnops.settings import get_settings
 
 if TYPE_CHECKING:
     from churnops.settings import ServingSettings
-
-APP_FACTORY = "churnops.api.app:create_app"
-
 
 def serve_command(
     host: str | None = typer.Option(
@@ -87,8 +83,14 @@ def _run_workers(
     config: Path | None,
     options: dict[str, Any],
 ) -> None:
-    """uvicorn with N workers, each building its own app from the environment."""
-    import uvicorn
+    """uvicorn with N workers, each building its own app from the environment.
+
+    This process becomes the lean supervisor (`churnops.api.supervisor`, by exec: same pid), so
+    the parent of the workers does not keep what validating the app imported.
+    """
+    import sys
+
+    from churnops.api.supervisor import REMOVE_ON_EXIT, command
 
     # Each worker builds its own app from the environment: hand the CLI overrides on.
     for dotted, value in overrides.items():
@@ -97,12 +99,11 @@ def _run_workers(
     if config is not None:
         os.environ["CHURNOPS_CONFIG"] = str(config)
     # The workers add up each other's counts in /metrics through this folder.
-    shared = None
     if serving.metrics_dir is None:
         shared = tempfile.mkdtemp(prefix="churnops-metrics-")
         os.environ["CHURNOPS_SERVING__METRICS_DIR"] = shared
-    try:
-        uvicorn.run(APP_FACTORY, factory=True, workers=serving.workers, **options)
-    finally:
-        if shared is not None:
-            shutil.rmtree(shared, ignore_errors=True)
+        options = {**options, REMOVE_ON_EXIT: shared}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = command(sys.executable, {**options, "workers": serving.workers})
+    os.execv(argv[0], argv)
