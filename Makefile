@@ -41,6 +41,12 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "warning: no promtool found; the alert-rule tests will fail (apt-get install prometheus)" >&2; fi; \
 	fi
+	@# gcc builds the serving tree walk ahead of time (numba.pycc): workers then never load numba.
+	@if ! command -v cc >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; \
+	  else echo "warning: no C compiler; the API will run its tree walk with numba's JIT" >&2; fi; \
+	fi
 	@# docker-compose (no engine needed) lets the tests validate deploy/compose.yml; best effort.
 	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null 2>&1 \
@@ -58,6 +64,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 setup: system-deps $(STAMP)
+	@# The tree walk compiled ahead of time (~10 s, once per change of the walk or numpy).
+	@$(BIN)/python -m churnops.modeling.treewalk_aot --if-missing
 
 run: setup
 	$(BIN)/churnops train --if-no-champion

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from churnops.modeling import treewalk_aot
 from churnops.modeling.loading import SERVING_FILE, load_scorer
 from churnops.modeling.model_cache import MANIFEST
 from churnops.modeling.registry import model_identity
@@ -21,10 +22,12 @@ from churnops.modeling.tracking import model_source
 from churnops.scoring.batch import BatchOptions, BatchScorer
 from churnops.settings import Settings
 from tests.support.models import TrainedModel
+from tests.support.services import needs
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("mlflow", "sklearn", "xgboost", "lightgbm", "pandas", "scipy.stats", "scipy.linalg")
+JIT = ("numba", "llvmlite")  # not needed either once the walk is built ahead of time
 
 
 def _cached_settings(trained: TrainedModel, cache: Path) -> Settings:
@@ -40,6 +43,8 @@ def _entries(cache: Path) -> list[Path]:
 def test_a_warm_load_imports_no_mlflow_and_scores_as_the_mlflow_load(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:
+    if treewalk_aot.load() is None:
+        needs("the ahead-of-time tree walk", "run `make setup` (it builds it with gcc)")
     settings = _cached_settings(trained_model, tmp_path / "cache")
     uri = trained_model.champion_uri
     reference = trained_model.scorer()  # through MLflow, no cache
@@ -73,9 +78,8 @@ def test_a_warm_load_imports_no_mlflow_and_scores_as_the_mlflow_load(
         "from churnops.settings import get_settings\n"
         f"scorer, _ = load_scorer({uri!r}, source=model_source(get_settings()))\n"
         f"rows = scorer.score_rows(json.loads({json.dumps(json.dumps(records, default=str))}))\n"
-        f"print(json.dumps({{'imported': [m for m in {HEAVY!r} if m in sys.modules],"
+        f"print(json.dumps({{'imported': [m for m in {HEAVY + JIT!r} if m in sys.modules],"
         " 'rows': [list(r) for r in rows]}))\n"
-        "import scipy.linalg.cython_blas  # numba's BLAS probe was answered, scipy is intact\n"
     )
     env = {
         **os.environ,

@@ -74,3 +74,60 @@ def test_two_workers_one_set_of_metrics_and_one_store(
         assert store.count_predictions() == sent
     finally:
         store.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    found = re.search(r"^Rss:\s+(\d+)", text, re.M)
+    assert found is not None
+    return int(found.group(1)) / 1024
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
+def test_the_workers_parent_is_a_lean_supervisor_that_cleans_up(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """The CLI validates the app, then execs into uvicorn's process manager alone (same pid):
+    the parent of the workers keeps none of the ~180 MB the check imported, and still removes
+    the metrics folder it made for the workers when it stops."""
+    settings = api_settings(trained_model, tmp_path)
+    env = os.environ | {
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
+        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
+        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+        "TMPDIR": str(tmp_path),  # where the parent makes its metrics folder
+    }
+    env.pop("CHURNOPS_SERVING__METRICS_DIR", None)
+    with churnops_serve(env, "--workers", "2") as server:
+        pid = server.process.pid
+        assert "churnops.api.supervisor" in _cmdline(pid)
+        workers = [c for c in _children(pid) if "multiprocessing.spawn" in _cmdline(c)]
+        assert len(workers) == 2
+        assert _rss_mb(pid) < 60, f"supervisor holds {_rss_mb(pid):.0f} MB"
+        [metrics_dir] = tmp_path.glob("churnops-metrics-*")
+        assert any(metrics_dir.glob("worker-*.json")) or wait_for(
+            lambda: any(metrics_dir.glob("worker-*.json"))
+        )
+        answer = httpx.post(server.url + "/predict", json=example_record(trained_model), timeout=10)
+        assert answer.status_code == 200
+    assert server.process.returncode == 0, server.stderr[-2000:]
+    assert not list(tmp_path.glob("churnops-metrics-*"))

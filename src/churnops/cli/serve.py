@@ -17,6 +17,7 @@ from churnops.settings import get_settings
 if TYPE_CHECKING:
     from churnops.settings import ServingSettings
 
+
 def serve_command(
     host: str | None = typer.Option(
         None, "--host", help="Interface to bind (default from config)."

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from churnops.modeling import treewalk
-from churnops.modeling.treewalk import walk, walk_released
+from churnops.modeling import treewalk_aot
 
 Rule = Literal["lt", "le"]  # XGBoost goes left on x < t; LightGBM and sklearn on x <= t
 # From this many rows the walk releases the GIL (a batch in a worker thread must not stall the
@@ -69,9 +68,7 @@ class FlatForest:
             contrib = np.zeros((n_rows, n_features), dtype=np.float64)
         else:
             contrib = _NO_CONTRIBUTIONS
-        if not treewalk.registries_ready:
-            treewalk.load_registries()
-        kernel = walk_released if n_rows >= RELEASE_GIL_ROWS else walk
+        kernel = _kernel(n_rows, self.compare_dtype)
         kernel(
             self._prepared(x),
             self.roots,
@@ -94,6 +91,20 @@ class FlatForest:
 
 
 _NO_CONTRIBUTIONS = np.zeros((0, 0), dtype=np.float64)
+
+
+def _kernel(n_rows: int, compare_dtype: type[np.floating[Any]]) -> Any:
+    """The walk for `n_rows`: a few rows by the ahead-of-time build when there is one (no numba
+    in the process), a large input by numba's walk that releases the GIL."""
+    if n_rows < RELEASE_GIL_ROWS:
+        compiled = treewalk_aot.kernel(compare_dtype)
+        if compiled is not None:
+            return compiled
+    from churnops.modeling import treewalk  # numba: imported only when needed
+
+    if not treewalk.registries_ready:
+        treewalk.load_registries()
+    return treewalk.walk_released if n_rows >= RELEASE_GIL_ROWS else treewalk.walk
 
 
 class _Builder:

@@ -19,6 +19,7 @@ from churnops.data.profile import ReferenceProfile
 from churnops.data.schema import Schema
 from churnops.features.encoder import FastEncoder, Records
 from churnops.lazy import lazy_module
+from churnops.modeling import treewalk_aot
 from churnops.modeling.calibration import Calibrator
 from churnops.modeling.forest import RELEASE_GIL_ROWS
 from churnops.modeling.predictors import predictor_for
@@ -274,10 +275,12 @@ class Scorer:
         return out
 
     def warm_up(self, record: Mapping[str, Any]) -> None:
-        """Pay one-off costs (compiling or loading the tree walk for small and for large inputs)
-        now, before a user's request does."""
+        """Pay one-off costs (compiling or loading the tree walk) now, before a user's request
+        does. With the walk built ahead of time a request's rows need no numba: the large-input
+        walk (numba's, ~90 MB) is then loaded by the first large batch, not by every worker."""
         self.score_rows([record])
-        self.score_rows([record] * RELEASE_GIL_ROWS)
+        if treewalk_aot.load() is None:
+            self.score_rows([record] * RELEASE_GIL_ROWS)
 
     def predict_frame(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """The pyfunc output: one row per input row, `reasons` as a JSON list per row."""

@@ -161,9 +161,10 @@ def walk_released(
     )  # fmt: skip
 
 
-def compile_all() -> None:
+def compile_all(*, ahead_of_time: bool = True) -> None:
     """Compile (or load from the cache) every variant a model can need: float32 thresholds
-    (XGBoost) and float64 (LightGBM, random forests), each holding and releasing the GIL.
+    (XGBoost) and float64 (LightGBM, random forests), each holding and releasing the GIL; and
+    the walk built ahead of time (`treewalk_aot`, needs a C compiler) unless it is there already.
 
     For image builds: run once as the user who owns the installed package, and containers
     start without compiling.
@@ -178,3 +179,8 @@ def compile_all() -> None:
                 np.ones(1, dtype=np.bool_), node, node, True, dtype is np.float32, False, 0.0,
                 np.zeros(1), np.zeros((1, 1)), True,
             )  # fmt: skip
+    if ahead_of_time:
+        from churnops.modeling import treewalk_aot
+
+        if treewalk_aot.load() is None:
+            treewalk_aot.build()
