@@ -154,3 +154,27 @@ def test_a_small_batch_never_loads_the_booster_and_matches_the_api(
     got = pd.read_csv(tmp_path / "out.csv")
     api = [row.probability for row in scorer.score_rows(frame.to_dict(orient="records"))]
     np.testing.assert_allclose(got["churn_probability"], api, rtol=0, atol=1e-15)
+
+
+def test_training_caches_the_version_it_registers_for_serving(
+    trained_model: TrainedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`cache_for_serving` (the training stage after registering) leaves a verified entry, so the
+    first load after a promotion is a warm one; a version that cannot be loaded is reported, not
+    raised (the run registered its model already)."""
+    from churnops.modeling.stages import cache_for_serving
+
+    cache = tmp_path / "cache"
+    settings = _cached_settings(trained_model, cache)
+    name = settings.registry.model_name
+    version = trained_model.outcome.version
+    assert cache_for_serving(name, version, model_source(settings))
+    [entry] = _entries(cache)
+    assert (entry / SERVING_FILE).exists()
+    warm, _ = load_scorer(f"models:/{name}/{version}", source=model_source(settings))
+    assert _entries(cache) == [entry]  # served from that entry, nothing downloaded again
+    records = trained_model.frame.head(3).to_dict(orient="records")
+    assert warm.score_rows(records) == trained_model.scorer().score_rows(records)
+    with caplog.at_level(logging.WARNING):
+        assert not cache_for_serving(name, "9999", model_source(settings))
+    assert "version 9999 not cached for serving" in caplog.text

@@ -8,6 +8,7 @@ what a stage needs (settings sections, the MLflow client, the run id) is passed 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from churnops.modeling.candidates import CANDIDATES
 from churnops.modeling.evaluate import classification_metrics, mean_metrics
 from churnops.modeling.leakage import LeakageFlag, feature_leakage, model_leakage
 from churnops.modeling.lineage import TrialRecord
+from churnops.modeling.loading import ModelSource
 from churnops.modeling.registry import (
     CHAMPION,
     PromotionDecision,
@@ -44,6 +46,8 @@ from churnops.modeling.validate import champion_under_test, scorer_under_test
 from churnops.settings import BusinessSettings, RiskBands, TrainingSettings, ValidationSettings
 from churnops.validation.result import ValidationResult
 from churnops.validation.run import validate_model
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -330,6 +334,23 @@ def register_model(
         client, name=model_name, model_uri=model_uri, run_id=run_id, tags=tags
     )
     return str(version.version)
+
+
+def cache_for_serving(model_name: str, version: str, source: ModelSource) -> bool:
+    """Put a new version in the local model cache now, while this process has MLflow loaded:
+    the server's or `churnops predict`'s first load of it (after a promotion, say) is then a
+    warm one (~1 s) instead of a download through MLflow (~3.5 s). Best effort: False when it
+    could not be cached (the load will fill the cache then)."""
+    from churnops.modeling.loading import load_scorer
+
+    if source.cache_dir is None:
+        return False
+    try:
+        load_scorer(f"models:/{model_name}/{version}", source=source)
+    except Exception as exc:  # never fails a training run that registered its model
+        logger.warning("version %s not cached for serving: %s", version, exc)
+        return False
+    return True
 
 
 @dataclass(frozen=True)

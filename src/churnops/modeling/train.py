@@ -25,6 +25,7 @@ from churnops.modeling.lineage import ProductionRows
 from churnops.modeling.registry import CHALLENGER
 from churnops.modeling.runlog import EdaWriter
 from churnops.modeling.stages import CandidateResult
+from churnops.modeling.tracking import model_source
 from churnops.modeling.tune import Fold
 from churnops.settings import Settings, ValidationSettings
 from churnops.validation.result import ValidationResult
@@ -245,6 +246,7 @@ def run_training(
             fingerprint=digest,
             lineage_tags=lineage.version_tags(manifest, run_id=run_id),
         )
+        stages.cache_for_serving(name, version, model_source(settings))
         result = (
             stages.promotion_gate(
                 client,
