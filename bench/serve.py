@@ -112,10 +112,67 @@ def _train(home: Path) -> tuple[Any, str]:
     return settings, marker.read_text().strip()
 
 
+def _ready_seconds(
+    server: Server, base: str, *, workers: int, probe: tuple[str, str, bytes]
+) -> float:
+    """Seconds from the server's start until it answers. churnops: until GET /ready is 200 from
+    every worker (each worker's pid read over the same connection from GET /deployment);
+    the others: until `probe` (method, path, body) gets a 2xx."""
+    import httpx
+
+    seen: set[int] = set()
+    method, path, body = probe
+    while time.perf_counter() - server.started < 300:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}")
+        try:
+            with httpx.Client(base_url=base, timeout=5) as client:  # a new connection each time
+                if server.name != "churnops":
+                    answer = client.request(method, path, content=body or None,
+                                            headers={"content-type": "application/json"})  # fmt: skip
+                    if answer.is_success:
+                        return time.perf_counter() - server.started
+                elif client.get("/ready").status_code == 200:
+                    seen.add(int(client.get("/deployment").json()["worker"]["pid"]))
+                    if len(seen) >= workers:
+                        return time.perf_counter() - server.started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{server.name} was not ready within 300 s")
+
+
+def _tree_memory_mb(pid: int) -> dict[str, float]:
+    """RSS and PSS (MB) of a server's whole process tree: supervisor, workers, writer children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    members, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        members.append(current)
+        todo.extend(children.get(current, []))
+    rss = pss = 0
+    for member in members:
+        with contextlib.suppress(OSError, AttributeError):
+            text = Path(f"/proc/{member}/smaps_rollup").read_text()
+            rss += int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+            pss += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+    return {
+        "rss_mb": round(rss / 1024, 1),
+        "pss_mb": round(pss / 1024, 1),
+        "processes": len(members),
+    }
+
+
 class Server:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
         self.name, self.port = name, port
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -230,15 +287,22 @@ def main() -> None:
     }  # fmt: skip
     paths = {"churnops": {1: "/predict", 100: "/predict/batch"}, "mlflow": {1: "/invocations", 100: "/invocations"}, "bare": {1: "/predict"}}  # fmt: skip
     results: list[dict[str, Any]] = []
+    footprint: dict[str, dict[str, float]] = {}
     scored = 0
     for name in ("bare", "churnops", "mlflow"):
         server = Server(name, commands[name], env, ports[name])
         try:
             base = f"http://127.0.0.1:{ports[name]}"
-            _wait_http(base + paths[name][1], method="POST", body=bodies[name][1].encode())
+            probe = ("GET", "/ping", b"") if name == "mlflow" else ("POST", paths[name][1], bodies[name][1].encode())  # fmt: skip
+            ready = _ready_seconds(server, base, workers=args.workers, probe=probe)
             for size, body in bodies[name].items():
                 url = base + paths[name][size]
                 _wrk(url, body, connections=4, duration=2)  # warm-up
+                if size == 1:  # in service: model loaded, every worker warm
+                    footprint[name] = {
+                        "ready_seconds": round(ready, 2),
+                        **_tree_memory_mb(server.proc.pid),
+                    }
                 for connections in (4, 32):
                     run = _wrk(url, body, connections=connections, duration=args.duration)
                     run |= {"server": name, "customers": size, "connections": connections}
@@ -273,6 +337,7 @@ def main() -> None:
         "stored_predictions": stored,
         "served_predictions_measured": served,
         "results": results,
+        "footprint": footprint,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "serve" if args.workers == 1 else f"serve-{args.workers}-workers"
@@ -665,6 +730,25 @@ def _markdown(report: dict[str, Any]) -> str:
                 else f"| {size} | {conns} | {ours['rps']:.0f} | {lat(ours)} | {theirs['rps']:.0f} | "
                 f"{lat(theirs)} | {ratio:.1f}x | - | - |"
             )
+    footprint = report.get("footprint", {})
+    if footprint:
+        n = report["workers"]
+        lines += [
+            "",
+            f"Start-up and footprint ({n} worker(s); ready: from the command until it answers, "
+            "churnops until GET /ready is 200 from every worker; memory: the whole process tree "
+            "after a 2 s warm-up: supervisor, workers, store writers):",
+            "",
+            "| server | ready after | RSS | RSS per worker | PSS per worker | processes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in ("churnops", "mlflow", "bare"):
+            if name in footprint:
+                f = footprint[name]
+                lines.append(
+                    f"| {name} | {f['ready_seconds']:.2f} s | {f['rss_mb']:.0f} MB | "
+                    f"{f['rss_mb'] / n:.0f} MB | {f['pss_mb'] / n:.0f} MB | {f['processes']:.0f} |"
+                )
     ours, theirs, bare = (_find(results, n, 1, 4) for n in ("churnops", "mlflow", "bare"))
     if ours and theirs and bare:
         checks = [
@@ -674,6 +758,16 @@ def _markdown(report: dict[str, Any]) -> str:
             ("1 customer, 4 connections: >= 0.5 of the bare FastAPI ceiling",
              ours["rps"] / bare["rps"] >= 0.5, f"{ours['rps'] / bare['rps']:.2f}"),
         ]  # fmt: skip
+        mine = report.get("footprint", {}).get("churnops")
+        if mine:
+            n = report["workers"]
+            limit = 3.0 if n == 1 else 4.0
+            checks += [
+                (f"churnops ready (every worker) in under {limit:.0f} s", mine["ready_seconds"] < limit,
+                 f"{mine['ready_seconds']:.2f} s"),
+                ("churnops RSS per worker (its share of supervisor and writers) < 300 MB",
+                 mine["rss_mb"] / n < 300, f"{mine['rss_mb'] / n:.0f} MB"),
+            ]  # fmt: skip
         lines += ["", "| target | met | measured |", "|---|---|---|"]
         lines += [f"| {what} | {'yes' if ok else 'NO'} | {value} |" for what, ok, value in checks]
     scored, stored = report["scored_predictions"], report["stored_predictions"]
