@@ -178,3 +178,39 @@ def test_training_caches_the_version_it_registers_for_serving(
     with caplog.at_level(logging.WARNING):
         assert not cache_for_serving(name, "9999", model_source(settings))
     assert "version 9999 not cached for serving" in caplog.text
+
+
+def test_a_first_load_of_a_version_stored_on_this_machine_needs_no_mlflow(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """An empty cache, a registry whose artifacts are local files: the version is copied from
+    its storage location, verified and cached without importing MLflow."""
+    settings = _cached_settings(trained_model, tmp_path / "cache")
+    records = trained_model.frame.head(3).to_dict(orient="records")
+    script = (
+        "import json, sys\n"
+        "from churnops.modeling.loading import load_scorer\n"
+        "from churnops.modeling.tracking import model_source\n"
+        "from churnops.settings import get_settings\n"
+        f"scorer, _ = load_scorer({trained_model.champion_uri!r}, source=model_source(get_settings()))\n"
+        f"rows = scorer.score_rows(json.loads({json.dumps(json.dumps(records, default=str))}))\n"
+        "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'rows': [list(r) for r in rows]}))\n"
+    )
+    env = {
+        **os.environ,
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_REGISTRY__MODEL_CACHE_DIR": str(tmp_path / "cache"),
+        "CHURNOPS_REGISTRY__MODEL_NAME": settings.registry.model_name,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["mlflow"] is False
+    expected = json.loads(json.dumps([list(r) for r in trained_model.scorer().score_rows(records)]))
+    assert found["rows"] == expected
+    [entry] = _entries(tmp_path / "cache")
+    assert (entry / SERVING_FILE).exists()

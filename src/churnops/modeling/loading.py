@@ -20,6 +20,7 @@ import functools
 import hashlib
 import logging
 import pickle
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -32,7 +33,7 @@ import yaml
 from churnops.errors import ModelNotFoundError
 from churnops.modeling.model_cache import ModelCache
 from churnops.modeling.registry import ModelIdentity, model_identity
-from churnops.modeling.registry_lookup import lookup_version
+from churnops.modeling.registry_lookup import local_artifacts, lookup_version
 from churnops.modeling.requirements import mismatches
 
 if TYPE_CHECKING:
@@ -120,7 +121,11 @@ def _from_cache(
     if entry is not None:
         return _load_local(entry, model_uri, detached=True)
     with tempfile.TemporaryDirectory(prefix="churnops-model-") as scratch:
-        local = _download(record.uri, Path(scratch), source)
+        stored = local_artifacts(source.registry_uri, record)
+        if stored is not None:  # on this machine: copied, no MLflow needed
+            local = Path(shutil.copytree(stored, Path(scratch) / "model"))
+        else:
+            local = _download(record.uri, Path(scratch), source)
         scorer, meta = _load_local(local, model_uri)  # only a model that loads is cached
         files = [MLMODEL, _bundle_path(meta)]
         if (local / REQUIREMENTS).exists():

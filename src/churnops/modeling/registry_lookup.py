@@ -125,12 +125,16 @@ def _query(*, by_alias: bool, workspace: bool, name: str, key: str) -> str:
     return f"SELECT {_COLUMNS} FROM {source} WHERE {where}"
 
 
-def _sqlite_row(uri: str, name: str, key: str, *, by_alias: bool) -> tuple[Any, ...] | None:
+def _sqlite_connect(uri: str) -> sqlite3.Connection:
     path = unquote(uri.split(":///", 1)[1].split("?", 1)[0]) if ":///" in uri else ""
     if not path or path.startswith((":memory:", "file:")) or not Path(path).exists():
         raise LookupError(f"no SQLite registry file in {redact(uri)}")
     # Read-only: a consumer never creates or migrates the registry.
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+
+
+def _sqlite_row(uri: str, name: str, key: str, *, by_alias: bool) -> tuple[Any, ...] | None:
+    connection = _sqlite_connect(uri)
     try:
         last: Exception | None = None
         for workspace in (True, False):
@@ -166,6 +170,43 @@ def _server_row(uri: str, name: str, key: str, *, by_alias: bool) -> tuple[Any, 
         raise LookupError(str(last))
     finally:
         engine.dispose()
+
+
+_STORAGE = "SELECT storage_location FROM model_versions WHERE name = :name AND version = :version"
+
+
+def local_artifacts(registry_uri: str, record: VersionRecord) -> Path | None:
+    """The folder holding `record`'s files when the registry's database says it is on this
+    machine (a `file://` storage location with an MLmodel in it): a first load copies it from
+    there without importing MLflow or opening its tracking store (~1.5 s). None otherwise (an
+    artifact server, object storage, an older schema): MLflow downloads it."""
+    params = {"name": record.name, "version": int(record.version)}
+    try:
+        if registry_uri.startswith("sqlite:"):
+            connection = _sqlite_connect(registry_uri)
+            try:
+                found = connection.execute(_STORAGE, params).fetchone()
+            finally:
+                connection.close()
+        elif registry_uri.split(":", 1)[0].split("+", 1)[0] in SERVER_DIALECTS:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(registry_uri)
+            try:
+                with engine.connect() as server:
+                    found = server.execute(text(_STORAGE), params).fetchone()
+            finally:
+                engine.dispose()
+        else:
+            return None
+    except Exception as exc:  # no such column or database: MLflow downloads it
+        logger.debug("storage location of %s unknown: %s", record.uri, exc)
+        return None
+    location = str(found[0] or "") if found else ""
+    if not location.startswith("file://"):
+        return None
+    folder = Path(unquote(location.removeprefix("file://")))
+    return folder if (folder / "MLmodel").is_file() else None
 
 
 def _typed(key: str, by_alias: bool) -> str | int:
