@@ -81,7 +81,12 @@ class Route:
             return self.live_challenger
         if key is None or self.cut <= 0:
             return False
-        return self.cut >= BUCKETS or self.bucket(key) < self.cut
+        if self.cut >= BUCKETS:
+            return True
+        # Bucketer.__call__ inline: calling an instance runs a second interpreter frame (~0.1 µs)
+        hasher = self.bucket.keyed.copy()
+        hasher.update(key.encode())
+        return int.from_bytes(hasher.digest(), "big") % BUCKETS < self.cut
 
 
 @dataclass
