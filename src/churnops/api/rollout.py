@@ -8,8 +8,7 @@ primary-key SELECT) and swaps one immutable `Route` object, which a request read
   weight's cutoff is answered by the challenger; about 1 µs a request.
 - blue-green: both models loaded and warm; `live` says which one answers.
 - shadow: after the answer is handed to the server, the request's records go to a thread that
-  scores them with the challenger, in batches every 10 ms during which the loop yields it the
-  GIL for at most 2 ms. A score later than the policy's `timeout_ms` is discarded;
+  scores them with the challenger. A score later than the policy's `timeout_ms` is discarded;
   a challenger that raises, runs out of time or returns one constant score is counted, and at
   `fault_limit` faults this worker stops shadowing and rolls the deployment back (recorded with
   the reason). Nothing the challenger does reaches the answer.
@@ -44,13 +43,6 @@ MAX_SHADOW_QUEUE = 10_000  # records waiting for the challenger; beyond this the
 # throughput fell to 40% of the champion alone. In batches every 10 ms it wakes <= 100 times a
 # second and scores each batch in one vectorised call.
 SHADOW_BATCH_SECONDS = 0.01
-# The loop waits this long (GIL released) for an idle shadow thread to score the batch it was
-# just handed. Left to take the GIL by itself, the thread waited out the 5 ms switch interval,
-# forced a switch in the middle of a request and needed a free core for each hand-off: under
-# load a thread that woke and scored nothing still used 26-48 µs of CPU a request (42-72 with
-# the scoring). A challenger slower than this, or still busy with an earlier batch, is not
-# waited for: it never holds the loop longer.
-SHADOW_SLICE_SECONDS = 0.002
 LOAD_ATTEMPTS = 3  # a challenger that cannot be loaded this many polls in a row is rolled back
 
 
@@ -162,8 +154,6 @@ class Rollout:
         self._jobs: deque[ShadowJob] = deque()
         self._queued = 0
         self._wake = threading.Condition()
-        self._idle = False  # the shadow thread waits for work (read under `_wake`)
-        self._scored = threading.Event()  # the batch last handed over is scored
         self._pending: list[ShadowJob] = []
         self._flush_scheduled = False
         self._thread: threading.Thread | None = None
@@ -235,12 +225,7 @@ class Rollout:
                     continue
                 self._jobs.append(job)
                 self._queued += len(job.records)
-            wait = self._idle and bool(self._jobs)
-            if wait:
-                self._scored.clear()
             self._wake.notify()
-        if wait:  # the thread scores now, between requests (see SHADOW_SLICE_SECONDS)
-            self._scored.wait(SHADOW_SLICE_SECONDS)
 
     # -- the shadow thread ---------------------------------------------------------------------
 
@@ -248,18 +233,13 @@ class Rollout:
         while True:
             with self._wake:
                 while not self._jobs and not self._stopping:
-                    self._idle = True
                     self._wake.wait()
-                self._idle = False
                 if self._stopping:
                     return
                 jobs = list(self._jobs)
                 self._jobs.clear()
                 self._queued = 0
-            try:
-                self._score_shadow(jobs)
-            finally:
-                self._scored.set()
+            self._score_shadow(jobs)
 
     def _score_shadow(self, jobs: list[ShadowJob]) -> None:
         route = self.route
@@ -317,25 +297,10 @@ class Rollout:
 
     # -- policy --------------------------------------------------------------------------------
 
-    def start_thread(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._shadow_loop, name="shadow", daemon=True)
-            self._thread.start()
-
-    def shadow_idle(self) -> bool:
-        with self._wake:
-            return self._idle
-
-    def stop_thread(self, timeout: float = 5.0) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.start_thread()
+        self._thread = threading.Thread(target=self._shadow_loop, name="shadow", daemon=True)
+        self._thread.start()
         try:
             await self.refresh()
         except Exception as exc:  # no store yet: serve the champion, the poller retries
@@ -348,7 +313,11 @@ class Rollout:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.to_thread(self.stop_thread)
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
 
     async def _poll(self) -> None:
         interval = self.settings.deployment.poll_interval_seconds
