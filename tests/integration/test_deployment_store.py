@@ -175,3 +175,35 @@ def test_one_of_many_workers_takes_the_evaluation_lease(store: PredictionStore) 
         store, model_name="m", deployment_id=policy.deployment_id, every_seconds=0
     )
     assert read_policy(store, "m") is not None  # the lease column never reaches the Policy
+
+
+def test_the_writers_plain_shadow_rows_read_back_as_the_mapping_path_writes(
+    store: PredictionStore,
+) -> None:
+    from sqlalchemy import select
+
+    from churnops.store.deployment import SHADOWS, write_shadow_predictions, write_shadow_rows
+
+    created = ["2026-12-03T06:00:00.123456+00:00", "2026-12-03T07:30:00.000001+02:00"]
+    rows = [
+        (f"p-{i}", created[i % 2], "m", 2, 0.125 * i, i % 2 == 1, "low", 10 + i) for i in range(4)
+    ]
+    assert write_shadow_rows(store, rows) == 4
+    as_mappings = [
+        dict(zip(("prediction_id", "created_at", "model_name", "model_version",
+                  "churn_probability", "will_churn", "risk_level", "latency_us"), r, strict=True))
+        for r in rows
+    ]  # fmt: skip
+    for mapping in as_mappings:
+        mapping["prediction_id"] = "q" + mapping["prediction_id"]
+    write_shadow_predictions(store, as_mappings)
+    with store.engine.connect() as conn:
+        stored = {r["prediction_id"]: dict(r) for r in conn.execute(select(SHADOWS)).mappings()}
+    assert len(stored) == 8
+    for i in range(4):
+        plain, mapped = stored[f"p-{i}"], stored[f"qp-{i}"]
+        assert {k: v for k, v in plain.items() if k != "prediction_id"} == {
+            k: v for k, v in mapped.items() if k != "prediction_id"
+        }
+    assert stored["p-1"]["created_at"].isoformat() == "2026-12-03T05:30:00.000001+00:00"
+    assert (stored["p-1"]["model_version"], stored["p-1"]["will_churn"]) == ("2", True)

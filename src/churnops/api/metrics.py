@@ -18,12 +18,14 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -37,6 +39,8 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 SCORE_BOUNDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95, then +Inf
 PUBLISH_EVERY_SECONDS = 1.0
+VARIANT_FOLD_EVERY = 256  # one-customer variant observations added to the tally at once
+_LATENCY_BOUNDS = np.array(LATENCY_BUCKETS)
 
 Labels = tuple[str, ...]
 
@@ -91,6 +95,10 @@ class Tally:
                 series[0] += 1
                 series[1] += value
                 series[2 + index] += 1
+
+    def family(self, name: str) -> dict[Labels, list[float]]:
+        """The live series of one name; only to be changed under `lock`."""
+        return self._series.setdefault(name, {})
 
     def series(self, name: str, labels: Labels, size: int) -> list[float]:
         """The live list of one series (created at zeros): a hot path can keep it and add to
@@ -276,7 +284,8 @@ class ApiMetrics:
         self.share = share
         self.model: dict[str, Any] | None = None
         self.deployment: dict[str, Any] | None = None
-        self._variant_series: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        self._variant_pending: dict[tuple[str, str], deque[float]] = {}
+        self._fold_lock = threading.Lock()
         self._store_state: Callable[[], WriterState | None] = lambda: None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_TallyCollector(self))
@@ -312,21 +321,44 @@ class ApiMetrics:
         self.tally.add_each("churnops_variant_predictions", ((variant, lv) for lv in risk_levels))
 
     def observe_variant_one(self, variant: str, risk_level: str, seconds: float) -> None:
-        """`observe_variant` for one customer (the canary's hot path): the two series it adds to
-        are kept, so this is one bisect and four adds under the tally's lock (~0.4 µs)."""
-        refs = self._variant_series.get((variant, risk_level))
-        if refs is None:
-            refs = self._variant_series[(variant, risk_level)] = (
-                self.tally.series(VARIANT_LATENCY.name, (variant,), len(LATENCY_BUCKETS) + 3),
-                self.tally.series("churnops_variant_predictions", (variant, risk_level), 1),
-            )
-        histogram, counter = refs
-        index = bisect_left(LATENCY_BUCKETS, seconds)
-        with self.tally.lock:
-            histogram[0] += 1
-            histogram[1] += seconds
-            histogram[2 + index] += 1
-            counter[0] += 1
+        """`observe_variant` for one customer (the canary's hot path): the time is only appended
+        here (one dict lookup, ~0.15 µs with the lock and bisect it took ~0.5); the tally gets
+        them in bulk every VARIANT_FOLD_EVERY and whenever the figures are read (`snapshot`)."""
+        pending = self._variant_pending.get((variant, risk_level))
+        if pending is None:
+            pending = self._variant_pending.setdefault((variant, risk_level), deque())
+        pending.append(seconds)
+        if len(pending) >= VARIANT_FOLD_EVERY:
+            self.fold_variants()
+
+    def fold_variants(self) -> None:
+        """Add the pending one-customer variant observations to the tally."""
+        with self._fold_lock:  # one taker at a time; appends go on meanwhile
+            for (variant, risk_level), pending in list(self._variant_pending.items()):
+                n = len(pending)
+                if not n:
+                    continue
+                seconds = [pending.popleft() for _ in range(n)]
+                buckets = np.bincount(
+                    np.searchsorted(_LATENCY_BOUNDS, seconds, side="left"),
+                    minlength=len(LATENCY_BUCKETS) + 1,
+                ).tolist()
+                total = sum(seconds)
+                with self.tally.lock:
+                    histogram, counter = self._variant_refs(variant, risk_level)
+                    histogram[0] += n
+                    histogram[1] += total
+                    for index, count in enumerate(buckets):
+                        histogram[2 + index] += count
+                    counter[0] += n
+
+    def _variant_refs(self, variant: str, risk_level: str) -> tuple[list[float], list[float]]:
+        """The live latency and prediction series of one variant and level (tally lock held)."""
+        latency = self.tally.family(VARIANT_LATENCY.name)
+        predictions = self.tally.family("churnops_variant_predictions")
+        histogram = latency.setdefault((variant,), [0.0] * (len(LATENCY_BUCKETS) + 3))
+        counter = predictions.setdefault((variant, risk_level), [0.0])
+        return histogram, counter
 
     def set_deployment(self, policy: Any) -> None:
         """The policy in force (None or mode none: no deployment)."""
@@ -373,6 +405,7 @@ class ApiMetrics:
     # -- across workers ----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
+        self.fold_variants()
         state = self._store_state()
         return {
             "tally": self.tally.snapshot(),

@@ -40,10 +40,7 @@ def _witness(record: dict[str, Any]) -> int | None:
 
 
 def _observe(service: ServiceState, variant: str, scored: list[RowScore], seconds: float) -> None:
-    if len(scored) == 1:
-        service.metrics.observe_variant_one(variant, scored[0].risk_level, seconds)
-    else:
-        service.metrics.observe_variant(variant, [s.risk_level for s in scored], seconds)
+    service.metrics.observe_variant(variant, [s.risk_level for s in scored], seconds)
 
 
 def _score_champion(
@@ -54,7 +51,10 @@ def _score_champion(
     scored = model.scorer.score_rows(records)
     elapsed = time.perf_counter() - started
     if by_variant:
-        _observe(service, "champion", scored, elapsed)
+        if len(scored) == 1:  # inlined: the canary's hot path
+            service.metrics.observe_variant_one("champion", scored[0].risk_level, elapsed)
+        else:
+            _observe(service, "champion", scored, elapsed)
     return scored, model, "champion", int(elapsed * 1e6 / max(1, len(records)))
 
 
@@ -73,10 +73,15 @@ def _score_challenger(
         service.metrics.observe_variant("challenger", (), 0.0, errors=len(records))
         return _score_champion(service, model, records, by_variant=True)
     elapsed = time.perf_counter() - started
-    if scored:
-        last = records[-1]
-        service.rollout.check_score(scored[-1].probability, lambda: _witness(last))
-    _observe(service, "challenger", scored, elapsed)
+    if len(scored) == 1:  # inlined: the canary's hot path
+        last = records[0]
+        service.rollout.check_score(scored[0].probability, lambda: _witness(last))
+        service.metrics.observe_variant_one("challenger", scored[0].risk_level, elapsed)
+    else:
+        if scored:
+            last = records[-1]
+            service.rollout.check_score(scored[-1].probability, lambda: _witness(last))
+        _observe(service, "challenger", scored, elapsed)
     return scored, challenger, "challenger", int(elapsed * 1e6 / max(1, len(records)))
 
 

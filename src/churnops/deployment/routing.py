@@ -20,13 +20,13 @@ def bucket(key: str, salt: str) -> int:
 class Bucketer:
     """`bucket` for one salt, with the keyed hash state built once (0.7 µs a call, not 1.5)."""
 
-    __slots__ = ("_keyed",)
+    __slots__ = ("keyed",)
 
     def __init__(self, salt: str) -> None:
-        self._keyed = blake2b(digest_size=8, key=salt.encode()[:64])
+        self.keyed = blake2b(digest_size=8, key=salt.encode()[:64])
 
     def __call__(self, key: str) -> int:
-        hasher = self._keyed.copy()
+        hasher = self.keyed.copy()
         hasher.update(key.encode())
         return int.from_bytes(hasher.digest(), "big") % BUCKETS
 

@@ -620,7 +620,7 @@ class _Child:
         self.runs: deque[tuple[int, int, int]] = deque()
         self.prefix = 0  # the first `prefix` lines received are out of memory
         self.unreadable = 0
-        self.shadows: list[dict[str, Any]] = []
+        self.shadows: list[tuple[Any, ...]] = []
         self.shadows_dropped = 0
         self.out_lock = threading.Lock()
         self.stopped = threading.Event()
@@ -722,19 +722,10 @@ class _Child:
         try:
             batch = orjson.loads(line)
             name, version = batch["shadow"]
-            for pid, created_at, probability, will_churn, level, latency_us in batch["rows"]:
-                self.shadows.append(
-                    {
-                        "prediction_id": pid,
-                        "created_at": created_at,
-                        "model_name": name,
-                        "model_version": version,
-                        "churn_probability": probability,
-                        "will_churn": will_churn,
-                        "risk_level": level,
-                        "latency_us": latency_us,
-                    }
-                )
+            self.shadows += [
+                (pid, created_at, name, version, probability, will_churn, level, latency_us)
+                for pid, created_at, probability, will_churn, level, latency_us in batch["rows"]
+            ]  # SHADOW_COLUMNS order; all or none of a line
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             logger.error("unreadable shadow line skipped: %s", exc)
         if not self.runs:
@@ -744,11 +735,11 @@ class _Child:
         """Store the shadow scores taken so far; on any failure they are dropped and counted."""
         if not self.shadows:
             return
-        from churnops.store.deployment import write_shadow_predictions
+        from churnops.store.deployment import write_shadow_rows
 
         rows, self.shadows = self.shadows, []
         try:
-            write_shadow_predictions(self.store, rows)
+            write_shadow_rows(self.store, rows)
         except (StoreError, KeyError, TypeError, ValueError) as exc:
             self.shadows_dropped += len(rows)
             logger.warning("dropped %d shadow score(s): %s", len(rows), exc)

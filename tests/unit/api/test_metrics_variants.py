@@ -43,3 +43,28 @@ def test_variants_are_labelled_and_the_policy_shows() -> None:
     metrics.set_deployment(None)
     assert ("churnops_deployment_canary_weight", ()) in _samples(metrics)
     assert not [k for k in _samples(metrics) if k[0] == "churnops_deployment_info"]
+
+
+def test_one_customer_observations_all_show_whenever_the_figures_are_read() -> None:
+    from churnops.api.metrics import VARIANT_FOLD_EVERY
+
+    metrics = ApiMetrics()
+    predictions = "churnops_variant_predictions_total"
+    count, total = "churnops_variant_scoring_seconds_count", "churnops_variant_scoring_seconds_sum"
+    for n in (1, VARIANT_FOLD_EVERY - 1, VARIANT_FOLD_EVERY + 3):  # below, at and past a fold
+        for i in range(n):
+            metrics.observe_variant_one("challenger", "high" if i % 2 else "low", 0.001)
+        metrics.observe_variant_one("champion", "medium", 0.02)
+        samples = _samples(metrics)
+        assert samples[(predictions, (("risk_level", "low"), ("variant", "challenger")))] == (
+            (n + 1) // 2
+        )
+        high = (predictions, (("risk_level", "high"), ("variant", "challenger")))
+        assert samples.get(high, 0) == n // 2
+        assert samples[(count, (("variant", "challenger"),))] == n
+        assert abs(samples[(total, (("variant", "challenger"),))] - 0.001 * n) < 1e-9
+        bucket = "churnops_variant_scoring_seconds_bucket"
+        assert samples[(bucket, (("le", "0.001"), ("variant", "challenger")))] == n
+        assert samples[(bucket, (("le", "0.01"), ("variant", "champion")))] == 0
+        assert samples[(bucket, (("le", "0.025"), ("variant", "champion")))] == 1
+        metrics = ApiMetrics()

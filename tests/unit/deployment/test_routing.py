@@ -49,3 +49,14 @@ def test_routing_costs_under_five_microseconds() -> None:
         )
     )
     assert seconds / n < 5e-6
+
+
+@pytest.mark.parametrize("weight", [0.0, 5.0, 50.0, 99.99, 100.0])
+def test_the_api_route_decides_as_the_routing_rule(weight: float) -> None:
+    from churnops.api.rollout import Route
+    from churnops.deployment.routing import cutoff
+
+    route = Route(mode="canary", salt="s1", cut=cutoff(weight))
+    assert [route.to_challenger(i) for i in IDS] == [
+        routes_to_challenger(i, salt="s1", weight=weight) for i in IDS
+    ]
