@@ -96,10 +96,6 @@ class Tally:
                 series[1] += value
                 series[2 + index] += 1
 
-    def family(self, name: str) -> dict[Labels, list[float]]:
-        """The live series of one name; only to be changed under `lock`."""
-        return self._series.setdefault(name, {})
-
     def series(self, name: str, labels: Labels, size: int) -> list[float]:
         """The live list of one series (created at zeros): a hot path can keep it and add to
         it under `lock` without looking it up again. Series are never replaced or removed."""
@@ -344,21 +340,18 @@ class ApiMetrics:
                     minlength=len(LATENCY_BUCKETS) + 1,
                 ).tolist()
                 total = sum(seconds)
+                histogram = self.tally.series(
+                    VARIANT_LATENCY.name, (variant,), len(LATENCY_BUCKETS) + 3
+                )
+                counter = self.tally.series(
+                    "churnops_variant_predictions", (variant, risk_level), 1
+                )
                 with self.tally.lock:
-                    histogram, counter = self._variant_refs(variant, risk_level)
                     histogram[0] += n
                     histogram[1] += total
                     for index, count in enumerate(buckets):
                         histogram[2 + index] += count
                     counter[0] += n
-
-    def _variant_refs(self, variant: str, risk_level: str) -> tuple[list[float], list[float]]:
-        """The live latency and prediction series of one variant and level (tally lock held)."""
-        latency = self.tally.family(VARIANT_LATENCY.name)
-        predictions = self.tally.family("churnops_variant_predictions")
-        histogram = latency.setdefault((variant,), [0.0] * (len(LATENCY_BUCKETS) + 3))
-        counter = predictions.setdefault((variant, risk_level), [0.0])
-        return histogram, counter
 
     def set_deployment(self, policy: Any) -> None:
         """The policy in force (None or mode none: no deployment)."""
