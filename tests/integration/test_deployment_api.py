@@ -4,7 +4,6 @@ policy change."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -23,7 +22,13 @@ from churnops.deployment.routing import routes_to_challenger
 from churnops.settings import Settings
 from churnops.store import PredictionStore, read_decisions
 from churnops.store.deployment import read_policy
-from tests.support.api import api_settings, churnops_serve, example_record, wait_for
+from tests.support.api import (
+    api_settings,
+    churnops_serve,
+    example_record,
+    serve_env,
+    wait_for,
+)
 from tests.support.deployment import WebhookReceiver
 from tests.support.models import TrainedModel
 
@@ -292,16 +297,7 @@ def test_two_live_workers_both_follow_a_policy_change(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:
     settings = api_settings(trained_model, tmp_path)
-    env = os.environ | {
-        "CHURNOPS_HOME": settings.home,
-        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
-        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
-        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
-        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
-        "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "0",
-        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
-        "CHURNOPS_DEPLOYMENT__EVALUATE_INTERVAL_SECONDS": "0",
-    }
+    env = serve_env(settings, tmp_path, CHURNOPS_DEPLOYMENT__EVALUATE_INTERVAL_SECONDS="0")
     with churnops_serve(env, "--workers", "2") as server:
         store = PredictionStore(settings.resolved_database_url())
         try:

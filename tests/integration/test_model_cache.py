@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +35,24 @@ def _cached_settings(trained: TrainedModel, cache: Path) -> Settings:
     settings = trained.settings.model_copy(deep=True)
     settings.registry.model_cache_dir = str(cache)
     return settings
+
+
+def _run_script(script: str, settings: Settings) -> Any:
+    """Run `script` in a fresh interpreter against `settings`' registry and model cache; the JSON
+    it prints last."""
+    env = {
+        **os.environ,
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_REGISTRY__MODEL_CACHE_DIR": str(settings.registry.model_cache_dir),
+        "CHURNOPS_REGISTRY__MODEL_NAME": settings.registry.model_name,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _entries(cache: Path) -> list[Path]:
@@ -81,19 +100,7 @@ def test_a_warm_load_imports_no_mlflow_and_scores_as_the_mlflow_load(
         f"print(json.dumps({{'imported': [m for m in {HEAVY + JIT!r} if m in sys.modules],"
         " 'rows': [list(r) for r in rows]}))\n"
     )
-    env = {
-        **os.environ,
-        "CHURNOPS_HOME": settings.home,
-        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
-        "CHURNOPS_REGISTRY__MODEL_CACHE_DIR": str(tmp_path / "cache"),
-        "CHURNOPS_REGISTRY__MODEL_NAME": settings.registry.model_name,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
-        timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _run_script(script, settings)
     assert found["imported"] == []
     expected = json.loads(json.dumps([list(r) for r in reference.score_rows(records)]))
     assert found["rows"] == expected
@@ -196,19 +203,7 @@ def test_a_first_load_of_a_version_stored_on_this_machine_needs_no_mlflow(
         f"rows = scorer.score_rows(json.loads({json.dumps(json.dumps(records, default=str))}))\n"
         "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'rows': [list(r) for r in rows]}))\n"
     )
-    env = {
-        **os.environ,
-        "CHURNOPS_HOME": settings.home,
-        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
-        "CHURNOPS_REGISTRY__MODEL_CACHE_DIR": str(tmp_path / "cache"),
-        "CHURNOPS_REGISTRY__MODEL_NAME": settings.registry.model_name,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
-        timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _run_script(script, settings)
     assert found["mlflow"] is False
     expected = json.loads(json.dumps([list(r) for r in trained_model.scorer().score_rows(records)]))
     assert found["rows"] == expected
@@ -233,17 +228,5 @@ def test_the_monitor_loads_its_model_through_the_cache(
         "model = load_monitored_model(get_settings(), None)\n"
         "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'version': model.version}))\n"
     )
-    env = {
-        **os.environ,
-        "CHURNOPS_HOME": settings.home,
-        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
-        "CHURNOPS_REGISTRY__MODEL_CACHE_DIR": str(tmp_path / "cache"),
-        "CHURNOPS_REGISTRY__MODEL_NAME": name,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
-        timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _run_script(script, settings)
     assert found == {"mlflow": False, "version": trained_model.outcome.version}

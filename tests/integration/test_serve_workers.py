@@ -3,7 +3,6 @@ requests, and every prediction of both workers reaches the store by shutdown."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -12,7 +11,13 @@ import orjson
 import pytest
 
 from churnops.store import PredictionStore
-from tests.support.api import api_settings, churnops_serve, example_record, wait_for
+from tests.support.api import (
+    api_settings,
+    churnops_serve,
+    example_record,
+    serve_env,
+    wait_for,
+)
 from tests.support.models import TrainedModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,16 +48,7 @@ def test_two_workers_one_set_of_metrics_and_one_store(
 ) -> None:
     settings = api_settings(trained_model, tmp_path)
     shared = tmp_path / "metrics"
-    env = os.environ | {
-        "CHURNOPS_HOME": settings.home,
-        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
-        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
-        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
-        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
-        "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "0",
-        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
-        "CHURNOPS_SERVING__METRICS_DIR": str(shared),
-    }
+    env = serve_env(settings, tmp_path, CHURNOPS_SERVING__METRICS_DIR=str(shared))
     record = example_record(trained_model)
     sent = 0
     with churnops_serve(env, "--workers", "2") as server:
@@ -107,15 +103,7 @@ def test_the_workers_parent_is_a_lean_supervisor_that_cleans_up(
     the parent of the workers keeps none of the ~180 MB the check imported, and still removes
     the metrics folder it made for the workers when it stops."""
     settings = api_settings(trained_model, tmp_path)
-    env = os.environ | {
-        "CHURNOPS_HOME": settings.home,
-        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
-        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
-        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
-        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
-        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
-        "TMPDIR": str(tmp_path),  # where the parent makes its metrics folder
-    }
+    env = serve_env(settings, tmp_path, TMPDIR=str(tmp_path))  # TMPDIR: its metrics folder
     env.pop("CHURNOPS_SERVING__METRICS_DIR", None)
     with churnops_serve(env, "--workers", "2") as server:
         pid = server.process.pid

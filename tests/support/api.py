@@ -137,6 +137,21 @@ def answers_ready(url: str) -> bool:
         return False
 
 
+def serve_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This process's environment plus what a `churnops serve` child needs to serve `settings`
+    from `tmp_path` (spool, keys file), no rate limits, no reload poller; `extra` on top."""
+    return os.environ | {
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
+        "CHURNOPS_SERVING__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "CHURNOPS_SERVING__KEYS_FILE": str(tmp_path / "keys.json"),
+        "CHURNOPS_SERVING__RATE_LIMIT_PER_MINUTE": "0",
+        "CHURNOPS_SERVING__RELOAD_INTERVAL_SECONDS": "0",
+        **extra,
+    }
+
+
 @contextmanager
 def churnops_serve(env: dict[str, str], *args: str) -> Iterator[ServeProcess]:
     """`churnops serve ARGS` on a free port in its own process group (workers, writer children),
