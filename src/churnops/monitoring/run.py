@@ -252,13 +252,12 @@ def run_monitor(
     """
     span = run_window(settings, since=since, window=window, current=current)
     check_input_files(current=current, reference=reference)
+    with status("loading the model"):
+        model = load_monitored_model(settings, model_uri)
+    parts = WindowParts(reference=load_reference(model.scorer, reference), period=period)
     # A window is read from an existing store only; recording a file's result may start one.
-    # Opened first: a missing store is said before anything (the model cache) is written.
     store = _open_store(settings, create=current is not None) if current is None or record else None
     try:
-        with status("loading the model"):
-            model = load_monitored_model(settings, model_uri)
-        parts = WindowParts(reference=load_reference(model.scorer, reference), period=period)
         source, skipped = _gather(settings, store, parts, span, current, model, status)
         report, summary = parts.report(settings.monitoring)
         html_path, json_path = _write_report(settings, report, summary, parts, output_dir)
