@@ -209,24 +209,3 @@ def test_a_first_load_of_a_version_stored_on_this_machine_needs_no_mlflow(
     assert found["rows"] == expected
     [entry] = _entries(tmp_path / "cache")
     assert (entry / SERVING_FILE).exists()
-
-
-def test_the_monitor_loads_its_model_through_the_cache(
-    trained_model: TrainedModel, tmp_path: Path
-) -> None:
-    """`churnops monitor` (hourly, say) resolves and loads the champion like the API: a cached
-    version needs no MLflow."""
-    from churnops.modeling.stages import cache_for_serving
-
-    settings = _cached_settings(trained_model, tmp_path / "cache")
-    name = settings.registry.model_name
-    assert cache_for_serving(name, trained_model.outcome.version, model_source(settings))
-    script = (
-        "import json, sys\n"
-        "from churnops.monitoring.run import load_monitored_model\n"
-        "from churnops.settings import get_settings\n"
-        "model = load_monitored_model(get_settings(), None)\n"
-        "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'version': model.version}))\n"
-    )
-    found = _run_script(script, settings)
-    assert found == {"mlflow": False, "version": trained_model.outcome.version}

@@ -115,17 +115,16 @@ def check_input_files(*, current: str | None, reference: str | None) -> None:
 
 
 def load_monitored_model(settings: Settings, model_uri: str | None) -> MonitoredModel:
-    """The model behind `model_uri` (default: the champion), pinned to the version resolved now;
-    through the local model cache, like the API and `churnops predict` (an hourly monitor then
-    imports no MLflow)."""
-    from churnops.modeling.loading import load_scorer, resolve_identity
-    from churnops.modeling.tracking import model_source
+    """The model behind `model_uri` (default: the champion), pinned to the version resolved now."""
+    from churnops.modeling.pyfunc import load_scorer
+    from churnops.modeling.registry import model_identity
+    from churnops.modeling.tracking import configure_tracking
 
     uri = model_uri or settings.champion_uri()
     # A registry or run URI reads the tracking store: never create an empty one for it.
-    source = model_source(settings, must_exist=uri.startswith(("models:/", "runs:/")))
-    identity = resolve_identity(uri, source)
-    scorer, _ = load_scorer(identity.pinned_uri, source=source)  # the version recorded is used
+    client = configure_tracking(settings, must_exist=uri.startswith(("models:/", "runs:/")))
+    identity = model_identity(uri, client)
+    scorer, _ = load_scorer(identity.pinned_uri)  # the version recorded is the one used
     return MonitoredModel(name=identity.name, version=identity.version, uri=uri, scorer=scorer)
 
 
