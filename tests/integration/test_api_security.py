@@ -52,12 +52,13 @@ def test_production_refuses_to_start_without_keys(
     create_app(settings)  # with a key it builds
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: checked by api.preflight, not create_app
 def test_serve_command_refuses_production_without_keys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     monkeypatch.setenv("CHURNOPS_ENV", "production")
     monkeypatch.setenv("CHURNOPS_SERVING__KEYS_FILE", str(tmp_path / "none.json"))
-    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    result = CliRunner().invoke(cli, ["serve", "--port", "1", "--workers", workers])
     assert result.exit_code == 2
     assert "production needs API keys" in result.output
 

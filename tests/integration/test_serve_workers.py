@@ -3,7 +3,10 @@ requests, and every prediction of both workers reaches the store by shutdown."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -119,3 +122,33 @@ def test_the_workers_parent_is_a_lean_supervisor_that_cleans_up(
         assert answer.status_code == 200
     assert server.process.returncode == 0, server.stderr[-2000:]
     assert not list(tmp_path.glob("churnops-metrics-*"))
+
+
+# Runs `churnops serve --workers 2` up to its exec into the supervisor, which prints what the
+# process had imported by then instead of replacing it.
+_UP_TO_EXEC = """
+import os, sys
+def execv(path, argv):
+    heavy = ("fastapi", "starlette", "uvicorn", "prometheus_client", "pandas", "numpy", "mlflow")
+    print("EXEC", argv[1:3], sorted(m for m in heavy if m in sys.modules), flush=True)
+    os._exit(0)
+os.execv = execv
+from churnops.cli.main import app
+sys.argv = ["churnops", "serve", "--workers", "2", "--port", "1"]
+app()
+"""
+
+
+def test_the_cli_checks_and_execs_into_the_supervisor_without_the_web_stack(
+    tmp_path: Path,
+) -> None:
+    """The supervisor's parent used to build the app to check the settings: 1.3 s of imports
+    (FastAPI, the model stack, Prometheus) before any worker started. `api.preflight` makes the
+    same checks (a refusal is tested in test_api_security) without them."""
+    env = {**os.environ, "CHURNOPS_HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    env.pop("CHURNOPS_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _UP_TO_EXEC], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "EXEC ['-m', 'churnops.api.supervisor'] []" in done.stdout, done.stdout

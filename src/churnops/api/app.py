@@ -23,12 +23,11 @@ from churnops.api.deps import ServiceState
 from churnops.api.docs import ASSET_PATHS, install_docs
 from churnops.api.errors import ApiError, error_response, install_error_handlers
 from churnops.api.middleware import OPEN_PATHS, BodyTooLargeError, ServingMiddleware
+from churnops.api.preflight import docs_access, keyring
 from churnops.api.ratelimit import RateLimiter, check_worker_limits, per_worker_limits
 from churnops.api.reload import ScorerLoader, VersionResolver
 from churnops.api.routes import admin, deployment, feedback, home, ops, predict
 from churnops.api.schemas import FeedbackIn
-from churnops.apikeys import KeyRing
-from churnops.errors import ConfigError
 from churnops.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -36,31 +35,6 @@ logger = logging.getLogger(__name__)
 TITLE = "churnops prediction API"
 # Swagger UI and its files come from the installed package (api/docs.py); no /redoc (CDN only).
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"}) | ASSET_PATHS
-
-
-def docs_access(settings: Settings) -> str:
-    """public | key | off for /docs (and its files) and /openapi.json (default: key in production)."""
-    chosen = settings.serving.docs_access
-    if chosen is not None:
-        return chosen
-    return "key" if settings.env == "production" else "public"
-
-
-def _keyring(settings: Settings) -> KeyRing:
-    production = settings.env == "production"
-    ring = KeyRing(
-        settings.serving.api_key_hashes,
-        keys_file=settings.resolved_keys_file(),
-        required=production,
-    )
-    if production and not ring.keys:
-        raise ConfigError(
-            "refusing to start: CHURNOPS_ENV=production needs API keys "
-            "(run `churnops keys create`, or set serving.api_key_hashes)"
-        )
-    if not ring.enabled:
-        logger.warning("API keys are off (env=%s): every route is open", settings.env)
-    return ring
 
 
 @asynccontextmanager
@@ -112,7 +86,7 @@ def create_app(
     docs = docs_access(settings)
     service = ServiceState(
         settings,
-        keys=_keyring(settings),
+        keys=keyring(settings),
         scorer_loader=scorer_loader,
         resolve_alias=resolve_alias,
         limiter=limiter,

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from churnops.api.errors import ApiError
 from churnops.api.metrics import PUBLISH_EVERY_SECONDS, ApiMetrics, WorkerShare
+from churnops.api.preflight import route_limits
 from churnops.api.ratelimit import RateLimiter, make_limiter
 from churnops.api.reload import LoadedModel, ModelManager, ReloadResult, ScorerLoader, Target
 from churnops.api.rollout import Rollout
@@ -30,7 +31,6 @@ from churnops.store.writer_process import ProcessWriter, WriterConfig
 
 logger = logging.getLogger(__name__)
 
-PREDICT_ROUTES = ("/predict", "/predict/batch", "/feedback")
 READY_PING_TTL_SECONDS = 1.0
 MONITORING_TTL_SECONDS = 30.0
 
@@ -47,13 +47,6 @@ def _single_thread_openmp() -> None:
     except ImportError:  # pragma: no cover - installed with scikit-learn
         return
     threadpool_limits(limits=1, user_api="openmp")
-
-
-def route_limits(settings: Settings) -> dict[str, int]:
-    """Requests per minute per route: the default for prediction routes, overridden per route."""
-    limits = dict.fromkeys(PREDICT_ROUTES, settings.serving.rate_limit_per_minute)
-    limits.update(settings.serving.rate_limits)
-    return {route: limit for route, limit in limits.items() if limit > 0}
 
 
 class ServiceState:

@@ -14,37 +14,19 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from churnops.errors import ConfigError
+from churnops.api.preflight import SWAGGER_FILES, check_swagger_files, swagger_ui_folder
 
 DOCS_PATH = "/docs"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 ASSETS_PREFIX = "/docs/assets/"
-ASSET_FILES = {
-    "swagger-ui-bundle.js": "text/javascript",
-    "swagger-ui.css": "text/css",
-    "favicon-32x32.png": "image/png",
-}
-ASSET_PATHS = frozenset(ASSETS_PREFIX + name for name in ASSET_FILES)
+ASSET_PATHS = frozenset(ASSETS_PREFIX + name for name in SWAGGER_FILES)
 # Swagger UI would otherwise send the document to validator.swagger.io for a badge.
 UI_PARAMETERS = {"validatorUrl": None, "persistAuthorization": False}
 
 
-def swagger_ui_folder() -> Path:
-    """The installed Swagger UI distribution (imported only when the docs are built)."""
-    import swagger_ui_bundle
-
-    return Path(str(swagger_ui_bundle.swagger_ui_path))
-
-
 def install_docs(app: FastAPI, *, title: str, openapi_url: str) -> frozenset[str]:
     """Add /docs, its OAuth2 redirect and its assets to `app`; returns the paths added."""
-    folder = swagger_ui_folder()
-    missing = [name for name in ASSET_FILES if not (folder / name).is_file()]
-    if missing:  # a broken install shows at start-up, not as a blank page
-        raise ConfigError(
-            f"Swagger UI files missing from {folder}: {', '.join(missing)} "
-            "(reinstall swagger-ui-bundle-v2, or set serving.docs_access: off)"
-        )
+    folder = check_swagger_files(swagger_ui_folder())
 
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
@@ -62,7 +44,7 @@ def install_docs(app: FastAPI, *, title: str, openapi_url: str) -> frozenset[str
 
     app.add_api_route(DOCS_PATH, swagger_ui, include_in_schema=False)
     app.add_api_route(OAUTH2_REDIRECT_PATH, oauth2_redirect, include_in_schema=False)
-    for name, media_type in ASSET_FILES.items():
+    for name, media_type in SWAGGER_FILES.items():
         app.add_api_route(
             ASSETS_PREFIX + name, _asset(folder / name, media_type), include_in_schema=False
         )

@@ -1,10 +1,12 @@
 """The parent process of `churnops serve --workers N`: uvicorn's process manager, nothing else.
 
-`churnops serve` validates the settings and builds the app once (so a bad configuration fails
-before anything binds), then replaces itself (`os.execv`, same pid, same signals) with this
-module. The parent only binds the socket and watches the workers; left in the CLI's interpreter
-it kept everything the check had imported (the API, pydantic, Prometheus: ~180 MB RSS, a third of
-a worker) for the life of the server. Each worker builds its own app from the environment.
+`churnops serve` checks the settings as `create_app()` would (`api.preflight`, without importing
+the web stack), so a bad configuration fails before anything binds, then replaces itself
+(`os.execv`, same pid, same signals) with this module. The parent only binds the socket and
+watches the workers; when the CLI built the app itself and stayed their parent, it kept what that
+imported (the API, pydantic, Prometheus: ~180 MB RSS, a third of a worker) for the life of the
+server, and the import cost 1.3 s before any worker started. Each worker builds its own app from
+the environment.
 
     python -m churnops.api.supervisor '<uvicorn options as JSON>'
 """

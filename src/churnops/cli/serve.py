@@ -48,13 +48,20 @@ def serve_command(
         flags = {dotted: "--" + dotted.split(".")[1].replace("_", "-") for dotted in overrides}
         settings = get_settings(config, flags=flags, **overrides)
         serving = settings.serving
-        import uvicorn  # heavy: after the settings are known to be valid
+        # Fails fast (e.g. production without keys) before binding. With several workers this
+        # process only becomes their supervisor: it checks without importing the web stack.
+        app: Any = None
+        if serving.workers > 1:
+            from churnops.api.preflight import preflight
 
-        from churnops.api.app import create_app
+            warning = preflight(settings)
+        else:
+            from churnops.api.app import create_app
 
-        app = create_app(settings)  # fails fast (e.g. production without keys), before binding
-        if app.state.limits_warning:  # several workers, no Redis: said once, not per worker
-            err_console.print(f"warning: {app.state.limits_warning}")
+            app = create_app(settings)
+            warning = app.state.limits_warning
+        if warning:  # several workers, no Redis: said once, not per worker
+            err_console.print(f"warning: {warning}")
         options: dict[str, Any] = {
             "host": serving.host,
             "port": serving.port,
@@ -74,6 +81,8 @@ def serve_command(
         if serving.workers > 1:
             _run_workers(serving, overrides, config=config, options=options)
         else:
+            import uvicorn
+
             uvicorn.run(app, **options)
 
 
