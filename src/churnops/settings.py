@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from churnops.errors import ConfigError
+from churnops.yamlload import safe_load
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 ENV_PREFIX = "CHURNOPS_"
@@ -415,7 +416,7 @@ def load_params_file(path: str | Path | None) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(loaded, dict):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +430,50 @@ def test_score_table_is_the_use_case_without_the_cli(
     assert statuses == ["succeeded", "failed"]
     assert runs["rows_read"].tolist() == [300, 0]
     assert not (tmp_path / "never.parquet").exists()
+
+
+# Imported by other commands, never by a 10-row predict on a store at head: Alembic and Mako (the
+# store's migrations), markdown_it (train's model card), httpx (`churnops app`), monitoring's drift.
+NOT_FOR_PREDICT = ("alembic", "mako", "markdown_it", "httpx", "churnops.monitoring.drift")
+
+
+def test_a_small_predict_on_a_store_at_head_imports_no_migration_or_other_commands_code(
+    cli_env: TrainedModel, tmp_path: Path
+) -> None:
+    """The whole `churnops predict` of 10 rows in a fresh interpreter: the run is recorded in the
+    store, and only what scoring and recording need is imported."""
+    from churnops.store.store import PredictionStore
+
+    settings = cli_env.settings
+    with PredictionStore(settings.resolved_database_url()) as store:
+        store.create()  # at head, as for every predict but the first
+    runs_before = len(_batch_runs(cli_env))
+    source = tmp_path / "ten.csv"
+    cli_env.frame.head(10).to_csv(source, index=False)
+    script = (
+        "import json, sys\n"
+        "from churnops.cli.main import app\n"
+        f"sys.argv = ['churnops', 'predict', {str(source)!r}, '-o', {str(tmp_path / 'o.csv')!r}]\n"
+        "try:\n"
+        "    app()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        f"found = [m for m in {NOT_FOR_PREDICT!r} if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'imported': found}))\n"
+    )
+    env = {
+        **os.environ,
+        "CHURNOPS_HOME": settings.home,
+        "CHURNOPS_TRACKING_URI": settings.resolved_tracking_uri(),
+        "CHURNOPS_DATABASE_URL": settings.resolved_database_url(),
+        "CHURNOPS_CONFIG": str(Path(settings.home) / "absent.yaml"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"code": 0, "imported": []}, done.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 10
+    assert len(_batch_runs(cli_env)) == runs_before + 1

@@ -129,3 +129,22 @@ def test_lost_connection_during_copy_spools_the_batch(
     state = writer.state
     assert state.spooled_records == 5 and state.degraded and state.written_records == 0
     assert state.dropped_records == 0 and state.rejected_records == 0
+
+
+def test_the_head_check_reads_the_schema_alembic_migrates(pg_url: str) -> None:
+    """Without Alembic, the store tells an empty schema from one at head as Alembic does, while
+    another schema of the database (pg_url's) is at head: only the URL's search_path counts."""
+    from alembic.runtime.migration import MigrationContext
+
+    from churnops.store.migrate import database_revisions, is_at_head, shipped_heads
+
+    with postgres_schema("churnops_head") as url:
+        store = PredictionStore(url)
+        for expected in (False, True):
+            with store.engine.connect() as conn:
+                theirs = frozenset(MigrationContext.configure(conn).get_current_heads())
+                assert database_revisions(conn) == theirs
+                assert is_at_head(conn) is expected
+                assert theirs == (shipped_heads() if expected else frozenset())
+            store.upgrade()
+        store.close()

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 import typer
 
 from churnops.cli.console import cli_errors, err_console
@@ -93,6 +92,8 @@ def api_child(settings: Settings, *, config: Path | None) -> Child:
 
 
 def _answers(url: str) -> bool:
+    import httpx  # ~20 ms, and every command imports this module: only here, where it is used
+
     try:
         return httpx.get(url, timeout=1.0, verify=False).status_code == 200
     except httpx.HTTPError:

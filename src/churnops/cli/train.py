@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markdown import Markdown
 from rich.table import Table
 
 from churnops.cli.console import RichReporter, cli_errors, err_console, out_console
@@ -63,6 +62,15 @@ def comparison_table(outcome: TrainingOutcome) -> Table:
     return table
 
 
+def _print_markdown(text: str) -> None:
+    """Render a model card on stdout."""
+    # rich.markdown pulls in markdown_it and pygments (~50 ms): only `train` prints a card, and
+    # every other command (a 10-row `churnops predict` among them) imports this module.
+    from rich.markdown import Markdown
+
+    out_console.print(Markdown(text))
+
+
 def _show_existing_champion(client: MlflowClient, name: str) -> bool:
     """Print the current champion's card; False when there is none."""
     import mlflow
@@ -77,7 +85,7 @@ def _show_existing_champion(client: MlflowClient, name: str) -> bool:
         with contextlib.suppress(Exception):  # a run without a card still has a champion
             card = mlflow.artifacts.load_text(f"runs:/{champion.run_id}/model_card.md")
     err_console.print(f"champion exists: {name} v{champion.version}; not retraining")
-    out_console.print(Markdown(card))
+    _print_markdown(card)
     return True
 
 
@@ -154,4 +162,4 @@ def train_command(
                 "[bold red]VALIDATION FAILED[/]: "
                 + "; ".join(map(str, validation.blocking_failures()))
             )
-        out_console.print(Markdown(outcome.card))
+        _print_markdown(outcome.card)

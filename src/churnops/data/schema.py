@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from churnops.errors import ConfigError, DataValidationError, Problem
 from churnops.lazy import lazy_module
 from churnops.settings import DataSettings
+from churnops.yamlload import safe_load
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +103,7 @@ class Schema(BaseModel):
     def load(cls, path: str | Path) -> Schema:
         path = Path(path)
         raw = path.read_text()
-        data = yaml.safe_load(raw) if path.suffix in {".yaml", ".yml"} else json.loads(raw)
+        data = safe_load(raw) if path.suffix in {".yaml", ".yml"} else json.loads(raw)
         return cls.model_validate(data)
 
 

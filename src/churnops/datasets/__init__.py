@@ -6,9 +6,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from churnops.settings import DataSettings, ValidationSettings
+from churnops.yamlload import safe_load
 
 DEMO_NAME = "telco_churn"
 
@@ -33,5 +32,5 @@ def demo_validation_settings(configured: ValidationSettings) -> ValidationSettin
 
 def _sidecar() -> dict[str, Any]:
     text = resources.files(__package__).joinpath(f"{DEMO_NAME}.yaml").read_text()
-    loaded: dict[str, Any] = yaml.safe_load(text) or {}
+    loaded: dict[str, Any] = safe_load(text) or {}
     return loaded

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from churnops.errors import ModelNotFoundError
 from churnops.modeling.model_cache import ModelCache
 from churnops.modeling.registry import ModelIdentity, model_identity
 from churnops.modeling.registry_lookup import local_artifacts, lookup_version
 from churnops.modeling.requirements import mismatches
+from churnops.yamlload import safe_load
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -181,7 +180,7 @@ def _download(model_uri: str, destination: Path | None, source: ModelSource | No
 
 def _read_mlmodel(local: Path, model_uri: str) -> ModelFiles:
     try:
-        data = yaml.safe_load((local / MLMODEL).read_text())
+        data = safe_load((local / MLMODEL).read_text())
     except Exception as exc:
         raise ModelNotFoundError(f"cannot load model {model_uri!r}: {exc}") from exc
     if not isinstance(data, dict):
