@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("module", ["mlflow", "sklearn", "fastapi", "pandas"])
+@pytest.mark.parametrize("module", ["mlflow", "sklearn", "fastapi", "pandas", "churnops.settings"])
 def test_installed_packages_carry_bytecode(module: str) -> None:
     # With PYTHONDONTWRITEBYTECODE=1 (these shells and the image) nothing writes .pyc at run time,
     # so an install without --compile-bytecode makes every process compile from source (2x slower).
@@ -29,3 +29,10 @@ def test_every_install_compiles_bytecode(path: str) -> None:
     installs = [line for line in text.splitlines() if "uv pip install" in line]
     assert installs, f"{path} installs nothing with uv"
     assert all("--compile-bytecode" in line for line in installs), installs
+
+
+def test_the_editable_churnops_is_compiled_by_make_setup() -> None:
+    # The editable install is skipped by --compile-bytecode: `make setup` compiles src itself.
+    text = (ROOT / "Makefile").read_text()
+    setup = text[text.index("\nsetup:") : text.index("\nrun:")]
+    assert "compileall -q src" in setup
