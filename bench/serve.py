@@ -448,7 +448,7 @@ def _peak_rss_mb(pid: int) -> float:
 def _routing_harness(settings: Any) -> tuple[Callable[[], None], Any, Any]:
     """In-process: `score_records` for one customer at a time (real, different customers: a
     canary's constant-score check compares their scores); the rollout whose route decides and a
-    50% canary route (both variants the same model)."""
+    50% canary route (both variants the same model, the salt a new deployment gets)."""
     from types import SimpleNamespace
 
     from churnops.api.metrics import ApiMetrics
@@ -456,7 +456,7 @@ def _routing_harness(settings: Any) -> tuple[Callable[[], None], Any, Any]:
     from churnops.api.rollout import Rollout, Route
     from churnops.api.service import score_records
     from churnops.data.load import load_training_table
-    from churnops.deployment.routing import cutoff
+    from churnops.deployment.routing import cutoff, new_salt
     from churnops.modeling.pyfunc import load_scorer
     from churnops.modeling.registry import alias_version
     from churnops.modeling.tracking import configure_tracking
@@ -487,7 +487,7 @@ def _routing_harness(settings: Any) -> tuple[Callable[[], None], Any, Any]:
         row = dict(customers[next(counter) % len(customers)])
         score_records(service, model, [row], request_id=None)  # type: ignore[arg-type]
 
-    canary_route = Route(mode="canary", challenger=model, salt="0123456789abcdef", cut=cutoff(50))
+    canary_route = Route(mode="canary", challenger=model, salt=new_salt(), cut=cutoff(50))
     return one, rollout, canary_route
 
 
@@ -753,7 +753,7 @@ def _deployment_markdown(report: dict[str, Any]) -> str:
         f"In-process, one customer through `score_records`: {routing['score_records_alone_us']} µs "
         f"with no deployment, {routing['score_records_canary_us']} µs under a 50% canary (thread "
         f"CPU time, best runs; the overhead is the median of 21 back-to-back pairs); the routing "
-        f"decision alone (keyed blake2b) "
+        f"decision alone (CRC-32, the hash of a new deployment's salt) "
         f"{routing['routing_decision_us']} µs.",
         *(
             [

@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 
 from churnops.api.reload import LoadedModel
 from churnops.deployment import controller
-from churnops.deployment.routing import BUCKETS, Bucketer, cutoff
+from churnops.deployment.routing import BUCKETS, CRC_MIX, Bucketer, cutoff
 from churnops.deployment.thresholds import Thresholds
 from churnops.settings import Settings
 from churnops.store.deployment import Policy, add_counters, claim_evaluation, read_policy
@@ -79,7 +80,11 @@ class Route:
         if self.cut >= BUCKETS:
             return True
         # Bucketer.__call__ inline: calling an instance runs a second interpreter frame (~0.1 µs)
-        hasher = self.bucket.keyed.copy()
+        bucketer = self.bucket
+        if bucketer.keyed is None:
+            crc = zlib.crc32(key.encode(), bucketer.seed)
+            return ((crc * CRC_MIX) & 0xFFFFFFFF) * BUCKETS >> 32 < self.cut
+        hasher = bucketer.keyed.copy()
         hasher.update(key.encode())
         return int.from_bytes(hasher.digest(), "big") % BUCKETS < self.cut
 

@@ -9,7 +9,6 @@ in the decisions table (kind "deployment") with its evidence and announced throu
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from churnops.deployment.compare import Comparison, compare
+from churnops.deployment.routing import new_salt
 from churnops.deployment.thresholds import Thresholds
 from churnops.errors import DeploymentError
 from churnops.settings import BusinessSettings, DeploymentSettings
@@ -135,7 +135,7 @@ def new_policy(
         step=0,
         steps=chosen_steps,
         live="champion",
-        salt=secrets.token_hex(8),
+        salt=new_salt(),
         sample_rate=sample_rate if sample_rate is not None else settings.sample_rate,
         timeout_ms=timeout_ms if timeout_ms is not None else settings.timeout_ms,
         thresholds=limits,
