@@ -244,6 +244,32 @@ def test_canary_routes_each_customer_by_their_bucket_and_stores_the_variant(
         )
 
 
+def test_a_canary_challenger_with_one_score_for_everyone_is_rolled_back(
+    trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
+) -> None:
+    """The canary's hot path checks the challenger's scores inline (check_score's usual case
+    without its frame): a run of equal scores for different customers still ends the canary."""
+    settings = _settings(trained_model, tmp_path)
+    records = _distinct_records(trained_model, 40)
+    with TestClient(_app(settings, real_scorer, "constant")) as client:
+        _start(settings, "canary", weight=100.0, steps=[100.0], thresholds={"constant_after": 20})
+        assert wait_for(lambda: _following(client, "canary"), timeout=10)
+        for record in records:
+            assert client.post("/predict", json=record).status_code == 200
+        store = PredictionStore(settings.resolved_database_url())
+        try:
+
+            def rolled_back() -> bool:
+                found = read_policy(store, settings.registry.model_name)
+                return found is not None and found.mode == "none"
+
+            assert wait_for(rolled_back, timeout=10)
+            policy = read_policy(store, settings.registry.model_name)
+            assert policy is not None and "constant score" in (policy.reason or "")
+        finally:
+            store.close()
+
+
 def test_blue_green_switch_and_back_under_load_fails_nothing_and_stores_what_it_served(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
 ) -> None:

@@ -74,8 +74,13 @@ def _score_challenger(
         return _score_champion(service, model, records, by_variant=True)
     elapsed = time.perf_counter() - started
     if len(scored) == 1:  # inlined: the canary's hot path
-        last = records[0]
-        service.rollout.check_score(scored[0].probability, lambda: _witness(last))
+        probability = scored[0].probability
+        faults = service.rollout.faults
+        if probability != faults.last_score:  # check_score's usual case, without its frame
+            faults.last_score, faults.same_score_run, faults.last_witness = probability, 0, None
+        else:
+            last = records[0]
+            service.rollout.check_score(probability, lambda: _witness(last))
         service.metrics.observe_variant_one("challenger", scored[0].risk_level, elapsed)
     else:
         if scored:
