@@ -6,8 +6,9 @@ Submodules: `summary` (streaming counts), `stats`, `drift`, `performance`, `temp
 `alerts`, `report` (HTML/JSON, imports plotly) and `prometheus` (gauges).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from churnops.lazy import lazy_exports
 
 # Imported on first use (PEP 562): a batch run needs only `summary` and `model_reference` for its
 # summary, not the drift, performance and report code (~60 ms of imports for a 10-row predict).
@@ -42,11 +43,7 @@ if TYPE_CHECKING:
     from churnops.monitoring.temporal import period_series, summarise_by_period
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -6,8 +6,9 @@ The API's predictions are stored by a child process (`ProcessWriter` in `writer_
 that drives a `BatchWriter`: batches, and a bounded spool replayed after an outage.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from churnops.lazy import lazy_exports
 
 # Imported on first use (PEP 562): the writer child and the API import only what they use
 # (the migrations import Alembic, the readers pandas).
@@ -47,11 +48,7 @@ if TYPE_CHECKING:
     from churnops.store.writer import BatchWriter, WriterState, is_outage
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
