@@ -124,6 +124,23 @@ def _flushed(client: TestClient) -> None:
     assert service.writer.flush(timeout=10)
 
 
+def _rolled_back_policy(settings: Settings, *, timeout: float) -> controller.Policy:
+    """The policy once the deployment has been rolled back (mode none), waited for."""
+    store = PredictionStore(settings.resolved_database_url())
+    try:
+
+        def rolled_back() -> bool:
+            found = read_policy(store, settings.registry.model_name)
+            return found is not None and found.mode == "none"
+
+        assert wait_for(rolled_back, timeout=timeout)
+        policy = read_policy(store, settings.registry.model_name)
+        assert policy is not None and policy.mode == "none"
+        return policy
+    finally:
+        store.close()
+
+
 def _query(settings: Settings, sql: str) -> list[Any]:
     store = PredictionStore(settings.resolved_database_url())
     try:
@@ -190,16 +207,9 @@ def test_a_faulty_shadow_never_touches_the_answer_and_is_rolled_back(
             assert answer.json()["model_version"] == "1"
             time.sleep(0.01)
         assert slowest < 0.1  # the 300 ms sleeper never delays an answer
-        store = PredictionStore(settings.resolved_database_url())
-
-        def rolled_back() -> bool:
-            found = read_policy(store, settings.registry.model_name)
-            return found is not None and found.mode == "none"
-
-        assert wait_for(rolled_back, timeout=10)
+        policy = _rolled_back_policy(settings, timeout=10)
+    store = PredictionStore(settings.resolved_database_url())
     try:
-        policy = read_policy(store, settings.registry.model_name)
-        assert policy is not None and policy.mode == "none"
         assert why in (policy.reason or "")
         decision = read_decisions(store, kind="deployment")[0]
         assert decision.outcome == "rolled_back" and why in decision.evidence["reason"]
@@ -256,18 +266,8 @@ def test_a_canary_challenger_with_one_score_for_everyone_is_rolled_back(
         assert wait_for(lambda: _following(client, "canary"), timeout=10)
         for record in records:
             assert client.post("/predict", json=record).status_code == 200
-        store = PredictionStore(settings.resolved_database_url())
-        try:
-
-            def rolled_back() -> bool:
-                found = read_policy(store, settings.registry.model_name)
-                return found is not None and found.mode == "none"
-
-            assert wait_for(rolled_back, timeout=10)
-            policy = read_policy(store, settings.registry.model_name)
-            assert policy is not None and "constant score" in (policy.reason or "")
-        finally:
-            store.close()
+        policy = _rolled_back_policy(settings, timeout=10)
+        assert "constant score" in (policy.reason or "")
 
 
 def test_blue_green_switch_and_back_under_load_fails_nothing_and_stores_what_it_served(
@@ -386,16 +386,6 @@ def test_a_challenger_that_cannot_be_loaded_is_rolled_back(
     app = create_app(settings, scorer_loader=loader, resolve_alias=lambda n, a: "1")
     with TestClient(app) as client:
         _start(settings, "canary", weight=50.0, steps=[50.0, 100.0])
-        store = PredictionStore(settings.resolved_database_url())
-        try:
-
-            def rolled_back() -> bool:
-                found = read_policy(store, settings.registry.model_name)
-                return found is not None and found.mode == "none"
-
-            assert wait_for(rolled_back, timeout=15)
-            policy = read_policy(store, settings.registry.model_name)
-            assert policy is not None and "artifact missing" in (policy.reason or "")
-            assert client.post("/predict", json=example_record(trained_model)).status_code == 200
-        finally:
-            store.close()
+        policy = _rolled_back_policy(settings, timeout=15)
+        assert "artifact missing" in (policy.reason or "")
+        assert client.post("/predict", json=example_record(trained_model)).status_code == 200
