@@ -307,7 +307,8 @@ class Faults:
         self.notes: dict[str, str] = {}
 
     def workers(self) -> list[int]:
-        return [pid for pid in _children(self.server.pid) if "spawn_main" in _cmdline(pid)]
+        # forks of the supervisor (its command line), not its writer children's
+        return [p for p in _children(self.server.pid) if "api.supervisor" in _cmdline(p)]
 
     def kill_worker(self) -> None:
         victim = self.workers()[0]

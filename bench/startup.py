@@ -3,7 +3,8 @@
 Trains one champion (XGBoost) with the BASE code (so "after" also shows that models already in a
 registry load faster), then, alternating the variants in every repetition so all see the same
 machine load: (a) whole-process time of `churnops predict` on a 10-row file, (b) time from
-`churnops serve --workers N` starting until GET /ready answers 200 (for each N asked), (c) peak
+`churnops serve --workers N` starting until GET /ready answers 200 from every worker (for each N
+asked; the base, which has no /deployment to tell its workers apart, until its first 200), (c) peak
 RSS and PSS of the serve process tree (all workers, their store writers and uvicorn's supervisor)
 over a few requests, also per worker (tree / N) and per process. Variants: `base` (the named
 baseline: the previous code path, a read-only worktree of the base commit), `ours` (this tree,
@@ -174,6 +175,22 @@ def _role(command: str, is_root: bool) -> str:
     return "worker"
 
 
+def _every_worker_ready(base: str, workers: int, seen: set[int]) -> bool:
+    """GET /ready is 200 from every worker: each one's pid from GET /deployment, on a new
+    connection each time so the kernel hands them to either worker. A tree without
+    /deployment (the base) counts its first 200, which flatters the base."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=5) as client:
+        if client.get("/ready").status_code != 200:
+            return False
+        answer = client.get("/deployment")
+        if answer.status_code != 200:
+            return True
+        seen.add(int(answer.json()["worker"]["pid"]))
+    return len(seen) >= workers
+
+
 def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[str, float]:
     """Seconds until /ready is 200, then peak tree RSS/PSS over a few requests."""
     import httpx
@@ -187,11 +204,12 @@ def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[st
     base = f"http://127.0.0.1:{port}"
     try:
         ready, ready_cpu = None, 0.0
+        seen: set[int] = set()
         while ready is None and time.perf_counter() - started < 300:
             if proc.poll() is not None:
                 raise RuntimeError(f"churnops serve exited with {proc.returncode}")
             try:
-                if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                if _every_worker_ready(base, workers, seen):
                     ready = time.perf_counter() - started
                     ready_cpu = _cpu_seconds(proc.pid)
             except httpx.HTTPError:

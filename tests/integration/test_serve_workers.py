@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,11 +89,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _rss_mb(pid: int) -> float:
+def _private_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    found = re.search(r"^Rss:\s+(\d+)", text, re.M)
-    assert found is not None
-    return int(found.group(1)) / 1024
+    found = re.findall(r"^Private_(?:Clean|Dirty):\s+(\d+)", text, re.M)
+    assert len(found) == 2
+    return sum(int(kb) for kb in found) / 1024
 
 
 def _cmdline(pid: int) -> str:
@@ -111,9 +112,9 @@ def test_the_workers_parent_is_a_lean_supervisor_that_cleans_up(
     with churnops_serve(env, "--workers", "2") as server:
         pid = server.process.pid
         assert "churnops.api.supervisor" in _cmdline(pid)
-        workers = [c for c in _children(pid) if "multiprocessing.spawn" in _cmdline(c)]
-        assert len(workers) == 2
-        assert _rss_mb(pid) < 60, f"supervisor holds {_rss_mb(pid):.0f} MB"
+        assert len(_workers(pid)) == 2
+        # What it imported for the workers is shared with them: its own memory is small.
+        assert _private_mb(pid) < 60, f"supervisor holds {_private_mb(pid):.0f} MB of its own"
         [metrics_dir] = tmp_path.glob("churnops-metrics-*")
         assert any(metrics_dir.glob("worker-*.json")) or wait_for(
             lambda: any(metrics_dir.glob("worker-*.json"))
@@ -122,6 +123,48 @@ def test_the_workers_parent_is_a_lean_supervisor_that_cleans_up(
         assert answer.status_code == 200
     assert server.process.returncode == 0, server.stderr[-2000:]
     assert not list(tmp_path.glob("churnops-metrics-*"))
+
+
+def _workers(supervisor: int) -> list[int]:
+    """The workers: forks of the supervisor, so its command line (spawned ones ran
+    multiprocessing.spawn), not the writer children they start."""
+    return [c for c in _children(supervisor) if "churnops.api.supervisor" in _cmdline(c)]
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_workers_are_forks_of_a_supervisor_that_imported_the_api_once(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """uvicorn's spawn made every worker import the API from scratch (1.3 s of CPU each, all at
+    once on the same cores). The workers are forks of the supervisor, which imported it once:
+    pydantic's and numpy's compiled modules are mapped there, each worker carries no spawn
+    command line, and a killed worker is forked again and answers."""
+    settings = api_settings(trained_model, tmp_path)
+    env = serve_env(settings, tmp_path)
+    record = example_record(trained_model)
+    with churnops_serve(env, "--workers", "2") as server:
+        supervisor = server.process.pid
+        workers = _workers(supervisor)
+        assert len(workers) == 2
+        assert not [c for c in _children(supervisor) if "multiprocessing" in _cmdline(c)]
+        for native in ("_pydantic_core", "_multiarray_umath"):
+            assert native in Path(f"/proc/{supervisor}/maps").read_text(), native
+        os.kill(workers[0], signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = _workers(supervisor)
+            return len(now) == 2 and workers[0] not in now
+
+        assert wait_for(replaced, timeout=30), "the killed worker was not forked again"
+        pids = set()
+        for _ in range(40):  # new connections: both workers, the new one included, answer
+            assert httpx.post(server.url + "/predict", json=record, timeout=10).status_code == 200
+            pids.add(httpx.get(server.url + "/deployment", timeout=10).json()["worker"]["pid"])
+        assert pids <= set(_workers(supervisor))
+    assert server.process.returncode == 0, server.stderr[-2000:]
 
 
 # Runs `churnops serve --workers 2` up to its exec into the supervisor, which prints what the
