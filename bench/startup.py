@@ -15,8 +15,9 @@ the two. All run with this venv; only PYTHONPATH differs. The minimum and the me
 repetitions are reported, with ratios base / variant, plus the top import costs of a 10-row
 predict by package. Writes bench/results/startup.json and startup.md.
 
-    git worktree add --detach /tmp/startup-base <base-commit>
-    .venv/bin/python bench/startup.py --base /tmp/startup-base [--repeat 5] [--workers 1 2]
+    .venv/bin/python bench/startup.py [--base <worktree>] [--repeat 5] [--workers 1 2]
+
+Without --base, a worktree of BASELINE is made under --home.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The named baseline: the code path before the start-up work (#15).
+BASELINE = "4249c17"
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 TRAIN = """
@@ -60,6 +63,17 @@ run_training(frame, schema=schema, settings=settings, client=client,
              experiment_id=ensure_experiment(client, settings))
 frame.drop(columns=[schema.target]).head(10).to_csv(home / "ten.csv", index=False)
 """
+
+
+def _base_worktree(path: Path) -> Path:
+    """A detached worktree of BASELINE at `path` (made once), so `make bench` needs no flag."""
+    if not (path / "src").is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), BASELINE],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    return path
 
 
 def _port() -> int:
@@ -285,14 +299,18 @@ def _run_once(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", type=Path, required=True, help="worktree of the base commit")
+    parser.add_argument(
+        "--base", type=Path, default=None,
+        help=f"worktree of the base commit (default: one of {BASELINE} made under --home)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--home", type=Path, default=ROOT / ".churnops" / "bench-startup")
     args = parser.parse_args()
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    sources = {"base": args.base.resolve() / "src", "ours": ROOT / "src", "ours-cold": ROOT / "src"}
+    base = args.base.resolve() if args.base is not None else _base_worktree(home / "base")
+    sources = {"base": base / "src", "ours": ROOT / "src", "ours-cold": ROOT / "src"}
     envs = {name: _variant_env(home, src, name) for name, src in sources.items()}
     for name, src in sources.items():
         _check_source(envs[name], src)
@@ -328,7 +346,7 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "python": platform.python_version(),
         "base_commit": subprocess.run(
-            ["git", "-C", str(args.base), "rev-parse", "HEAD"],
+            ["git", "-C", str(base), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             check=False,
