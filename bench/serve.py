@@ -491,31 +491,62 @@ def _routing_harness(settings: Any) -> tuple[Callable[[], None], Any, Any]:
     return one, rollout, canary_route
 
 
-def _routing_overhead_us(settings: Any) -> dict[str, float]:
-    """One customer through `score_records` with no deployment and with a 50% canary, and the
-    routing decision alone; thread CPU time, µs per request."""
+ROUTING_PAIRS = 60  # back-to-back pairs (no deployment, canary) per canary share
+ROUTING_CALLS = 1_000  # requests in each half of a pair
+
+
+def _routing_overhead_us(settings: Any) -> dict[str, Any]:
+    """One customer through `score_records` with no deployment and under a canary that sends
+    0%, 100% and 50% of customers to the challenger (the same model object), and the routing
+    decision alone; thread CPU time, µs per request. 0% and 100% are the canary's bookkeeping
+    (hash, per-variant metrics) on one path; 50% adds what alternating the two paths at random
+    costs the processor (caches, branch prediction)."""
     import timeit
 
     import numpy as np
 
     from churnops.api.rollout import Route
+    from churnops.deployment.routing import cutoff
 
     one, rollout, canary_route = _routing_harness(settings)
+    plain = Route()
 
     # CPU time of this thread, not wall time: on a shared machine the wall clock also counts the
     # time other processes hold the core (it swung the difference from -9 to +25 µs).
-    def best(n: int) -> float:
-        return min(timeit.repeat(one, number=n, repeat=2, timer=time.thread_time)) / n * 1e6
+    def run(route: Any) -> float:
+        rollout.route = route
+        started = time.thread_time_ns()
+        for _ in range(ROUTING_CALLS):
+            one()
+        return (time.thread_time_ns() - started) / ROUTING_CALLS / 1000
 
-    alone_runs, canary_runs, differences = [], [], []
-    for _ in range(21):  # back to back, many times: the median difference of the pairs
-        rollout.route = Route()
-        alone_runs.append(best(2_000))
-        rollout.route = canary_route
-        canary_runs.append(best(2_000))
-        differences.append(canary_runs[-1] - alone_runs[-1])
-    alone, canary = min(alone_runs), min(canary_runs)
-    overhead = float(np.median(differences))
+    for _ in range(3 * ROUTING_CALLS):  # warm-up
+        one()
+    by_share: dict[str, dict[str, float]] = {}
+    alone_best, canary_best = float("inf"), float("inf")
+    for share in (0, 100, 50):
+        route = Route(
+            mode="canary", challenger=canary_route.challenger, salt=canary_route.salt,
+            cut=cutoff(share),
+        )  # fmt: skip
+        alone_runs, canary_runs, differences = [], [], []
+        for k in range(ROUTING_PAIRS):  # which half goes first alternates
+            if k % 2:
+                canary_runs.append(run(route))
+                alone_runs.append(run(plain))
+            else:
+                alone_runs.append(run(plain))
+                canary_runs.append(run(route))
+            differences.append(canary_runs[-1] - alone_runs[-1])
+        by_share[str(share)] = {
+            "median_pair_difference_us": round(float(np.median(differences)), 2),
+            "p10_difference_us": round(
+                float(np.percentile(canary_runs, 10) - np.percentile(alone_runs, 10)), 2
+            ),
+        }
+        alone_best = min(alone_best, *alone_runs)
+        if share == 50:
+            canary_best = min(canary_runs)
     decision = min(
         timeit.repeat(
             lambda: canary_route.to_challenger("7590-VHVEG"),
@@ -523,9 +554,10 @@ def _routing_overhead_us(settings: Any) -> dict[str, float]:
         )
     ) / 100_000 * 1e6  # fmt: skip
     return {
-        "score_records_alone_us": round(alone, 2),
-        "score_records_canary_us": round(canary, 2),
-        "canary_overhead_us": round(overhead, 2),
+        "score_records_alone_us": round(alone_best, 2),
+        "score_records_canary_us": round(canary_best, 2),
+        "canary_overhead_us": by_share["50"]["median_pair_difference_us"],
+        "canary_overhead_by_share": by_share,
         "routing_decision_us": round(decision, 3),
     }
 
@@ -766,9 +798,24 @@ def _deployment_markdown(report: dict[str, Any]) -> str:
         f"{report['canary_throughput_ratio']}.",
         f"In-process, one customer through `score_records`: {routing['score_records_alone_us']} µs "
         f"with no deployment, {routing['score_records_canary_us']} µs under a 50% canary (thread "
-        f"CPU time, best runs; the overhead is the median of 21 back-to-back pairs); the routing "
-        f"decision alone (CRC-32, the hash of a new deployment's salt) "
-        f"{routing['routing_decision_us']} µs.",
+        f"CPU time, best runs; the overhead is the median of {ROUTING_PAIRS} back-to-back pairs of "
+        f"{ROUTING_CALLS:,} requests); the routing decision alone (CRC-32, the hash of a new "
+        f"deployment's salt) {routing['routing_decision_us']} µs.",
+        *(
+            [
+                "The same overhead by the share the canary sends to the challenger (the same "
+                "model object on both paths; median pair difference / difference of the 10th "
+                "percentiles): "
+                + ", ".join(
+                    f"{share}%: {v['median_pair_difference_us']} / {v['p10_difference_us']} µs"
+                    for share, v in routing["canary_overhead_by_share"].items()
+                )
+                + ". 0% and 100% take one path: the canary's own work (hash, per-variant "
+                "metrics); 50% adds what alternating the two paths at random costs the processor."
+            ]
+            if "canary_overhead_by_share" in routing
+            else []
+        ),
         *(
             [
                 f"Counted by callgrind ({INSTRUCTION_CALLS:,} requests per route, the same count "
