@@ -498,9 +498,9 @@ ROUTING_CALLS = 1_000  # requests in each half of a pair
 def _routing_overhead_us(settings: Any) -> dict[str, Any]:
     """One customer through `score_records` with no deployment and under a canary that sends
     0%, 100% and 50% of customers to the challenger (the same model object), and the routing
-    decision alone; thread CPU time, µs per request. 0% and 100% are the canary's bookkeeping
-    (hash, per-variant metrics) on one path; 50% adds what alternating the two paths at random
-    costs the processor (caches, branch prediction)."""
+    decision alone; thread CPU time, µs per request. At 0% and 100% the canary's own work (hash,
+    per-variant metrics) runs on one path; at 50% each request takes one of two at random, which
+    also costs the processor's caches and branch prediction."""
     import timeit
 
     import numpy as np
@@ -810,8 +810,9 @@ def _deployment_markdown(report: dict[str, Any]) -> str:
                     f"{share}%: {v['median_pair_difference_us']} / {v['p10_difference_us']} µs"
                     for share, v in routing["canary_overhead_by_share"].items()
                 )
-                + ". 0% and 100% take one path: the canary's own work (hash, per-variant "
-                "metrics); 50% adds what alternating the two paths at random costs the processor."
+                + ". At 0% and 100% every request takes one path, at 50% one of two at random. "
+                "Where the two estimates disagree by more than the overhead itself, the machine's "
+                "noise in that run was larger than the overhead."
             ]
             if "canary_overhead_by_share" in routing
             else []
