@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,17 +27,34 @@ from tests.support.stores import free_port
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True)
+class Registry:
+    uri: str
+    client: MlflowClient
+    model: str  # registered model name
+    experiment: str
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One live `mlflow server` for the module (each start costs ~15 s); every test registers
+    its own model and experiment in it."""
+    with _mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri
+
+
 @pytest.fixture(params=["sqlite", "postgres", "server"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, MlflowClient]]:
-    """A real MLflow registry (MLflow's own migrations) with model `m`: versions 1 and 2,
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """A real MLflow registry (MLflow's own migrations) with a model: versions 1 and 2,
     `champion` on version 1; in SQLite, in Postgres, or behind a live `mlflow server` (REST)."""
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        yield uri, _registry(uri, tmp_path)
+        yield _registry(uri, tmp_path)
         return
     if request.param == "server":
-        with _mlflow_server(tmp_path) as uri:
-            yield uri, _registry(uri, tmp_path)
+        uri = request.getfixturevalue("mlflow_server")
+        suffix = uuid.uuid4().hex[:8]
+        yield _registry(uri, tmp_path, model=f"m-{suffix}", experiment=f"e-{suffix}")
         return
     admin_url = postgres_base_url()
     require_postgres(admin_url)
@@ -46,7 +64,7 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     uri = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
-        yield uri, _registry(uri, tmp_path)
+        yield _registry(uri, tmp_path)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -87,63 +105,63 @@ def _mlflow_server(tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
-def _registry(uri: str, tmp_path: Path) -> MlflowClient:
+def _registry(uri: str, tmp_path: Path, *, model: str = "m", experiment: str = "e") -> Registry:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
-    run_id = client.create_run(experiment).info.run_id
-    client.create_registered_model("m")
+    experiment_id = client.create_experiment(
+        experiment, artifact_location=(tmp_path / "art").as_uri()
+    )
+    run_id = client.create_run(experiment_id).info.run_id
+    client.create_registered_model(model)
     for index in (1, 2):
-        client.create_model_version("m", source=f"runs:/{run_id}/model-{index}", run_id=run_id)
-    client.set_registered_model_alias("m", "champion", "1")
-    return client
+        client.create_model_version(model, source=f"runs:/{run_id}/model-{index}", run_id=run_id)
+    client.set_registered_model_alias(model, "champion", "1")
+    return Registry(uri, client, model, experiment)
 
 
 def test_the_alias_is_read_as_mlflow_reads_it_and_moves_are_seen_at_once(
-    registry: tuple[str, MlflowClient],
+    registry: Registry,
 ) -> None:
-    uri, client = registry
+    uri, client, m = registry.uri, registry.client, registry.model
 
-    record = lookup_version(uri, "models:/m@champion")
+    record = lookup_version(uri, f"models:/{m}@champion")
 
-    theirs = client.get_model_version_by_alias("m", "champion")
+    theirs = client.get_model_version_by_alias(m, "champion")
     assert record is not None
-    assert (record.name, record.version) == ("m", "1")
+    assert (record.name, record.version) == (m, "1")
     assert record.source == theirs.source and record.created_ms == theirs.creation_timestamp
-    assert record.uri == "models:/m/1"
+    assert record.uri == f"models:/{m}/1"
 
-    client.set_registered_model_alias("m", "champion", "2")
-    moved = lookup_version(uri, "models:/m@champion")
+    client.set_registered_model_alias(m, "champion", "2")
+    moved = lookup_version(uri, f"models:/{m}@champion")
     assert moved is not None and moved.version == "2"
     assert moved.key(uri) != record.key(uri)
 
-    pinned = lookup_version(uri, "models:/m/1")
+    pinned = lookup_version(uri, f"models:/{m}/1")
     assert pinned == record
 
 
-def test_unknown_names_aliases_and_versions_are_left_to_mlflow(
-    registry: tuple[str, MlflowClient],
-) -> None:
-    uri, _ = registry
-    assert lookup_version(uri, "models:/m@nobody") is None
+def test_unknown_names_aliases_and_versions_are_left_to_mlflow(registry: Registry) -> None:
+    uri, m = registry.uri, registry.model
+    assert lookup_version(uri, f"models:/{m}@nobody") is None
     assert lookup_version(uri, "models:/other@champion") is None
-    assert lookup_version(uri, "models:/m/9") is None
+    assert lookup_version(uri, f"models:/{m}/9") is None
 
 
 def test_a_model_registered_again_under_the_same_name_gets_another_key(
-    registry: tuple[str, MlflowClient], tmp_path: Path
+    registry: Registry, tmp_path: Path
 ) -> None:
     """Deleting a model and registering it again restarts its versions at 1, with other files:
     the cache must not take the new version 1 for the old one."""
-    uri, client = registry
-    before = lookup_version(uri, "models:/m/1")
-    client.delete_registered_model("m")
-    client.create_registered_model("m")
-    experiment = client.get_experiment_by_name("e")
+    uri, client, m = registry.uri, registry.client, registry.model
+    before = lookup_version(uri, f"models:/{m}/1")
+    client.delete_registered_model(m)
+    client.create_registered_model(m)
+    experiment = client.get_experiment_by_name(registry.experiment)
     assert experiment is not None
     run_id = client.create_run(experiment.experiment_id).info.run_id
-    client.create_model_version("m", source=f"runs:/{run_id}/another-model", run_id=run_id)
+    client.create_model_version(m, source=f"runs:/{run_id}/another-model", run_id=run_id)
 
-    after = lookup_version(uri, "models:/m/1")
+    after = lookup_version(uri, f"models:/{m}/1")
 
     assert before is not None and after is not None
     assert after.version == before.version == "1"
