@@ -1,4 +1,4 @@
-"""The parent process of `churnops serve --workers N`: uvicorn's process manager, nothing else.
+"""The parent of `churnops serve --workers N`: uvicorn's process manager, and what workers share.
 
 `churnops serve` checks the settings as `create_app()` would (`api.preflight`, without importing
 the web stack), so a bad configuration fails before anything binds, then replaces itself
@@ -9,9 +9,9 @@ uvicorn starts each worker with multiprocessing's spawn: a new interpreter that 
 API (1.3 s of CPU) before it can answer, every worker at once on the same cores, and again for
 every worker it restarts. Here this process imports `WORKER_IMPORTS` once, and the workers are
 forks of it that only build their app and load their model. The imported pages stay shared
-between this process and every worker (copy-on-write): this process adds its own few MB, not
-another copy of the API. It builds no app and loads no model, so it holds no connection, thread
-or file a worker could inherit half-used.
+between this process and every worker (copy-on-write): this process adds ~25 MB of its own, not
+another copy of the API. It builds no app and loads no model, so it holds no connection, open
+file or Python thread a worker could inherit half-used.
 
     python -m churnops.api.supervisor '<uvicorn options as JSON>'
 """
