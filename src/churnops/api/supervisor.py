@@ -70,11 +70,15 @@ def fork_workers() -> bool:
     uvicorn takes the multiprocessing context of its workers from `uvicorn._subprocess.spawn`
     (0.54, pinned in constraints.txt); False, with uvicorn's own spawn left in place, when that
     name is gone. tests/integration/test_serve_workers.py fails when the workers are not forks.
+    Linux only: on macOS a fork after loading system frameworks (numpy's Accelerate BLAS, the
+    Objective-C runtime) can crash or hang the child, which is why Python spawns there.
     """
     import multiprocessing
 
     from uvicorn import _subprocess
 
+    if not sys.platform.startswith("linux"):
+        return False
     if not isinstance(getattr(_subprocess, "spawn", None), multiprocessing.context.BaseContext):
         return False
     setattr(_subprocess, "spawn", multiprocessing.get_context("fork"))  # noqa: B010  another type
