@@ -113,6 +113,20 @@ def _train(home: Path) -> tuple[Any, str]:
     return settings, marker.read_text().strip()
 
 
+def every_worker_ready(client: Any, workers: int, seen: set[int]) -> bool:
+    """GET /ready is 200 from every worker of a churnops server: each answer's worker pid from
+    GET /deployment is added to `seen`. Call with a new connection (`client`) each time, so the
+    kernel hands them to either worker. A tree without /deployment (a baseline from before it)
+    counts its first 200, which flatters that baseline."""
+    if client.get("/ready").status_code != 200:
+        return False
+    answer = client.get("/deployment")
+    if answer.status_code != 200:
+        return True
+    seen.add(int(answer.json()["worker"]["pid"]))
+    return len(seen) >= workers
+
+
 def _ready_seconds(
     server: Server, base: str, *, workers: int, probe: tuple[str, str, bytes]
 ) -> float:
@@ -133,10 +147,8 @@ def _ready_seconds(
                                             headers={"content-type": "application/json"})  # fmt: skip
                     if answer.is_success:
                         return time.perf_counter() - server.started
-                elif client.get("/ready").status_code == 200:
-                    seen.add(int(client.get("/deployment").json()["worker"]["pid"]))
-                    if len(seen) >= workers:
-                        return time.perf_counter() - server.started
+                elif every_worker_ready(client, workers, seen):
+                    return time.perf_counter() - server.started
         except httpx.HTTPError:
             pass
         time.sleep(0.02)

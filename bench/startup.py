@@ -189,25 +189,12 @@ def _role(command: str, is_root: bool) -> str:
     return "worker"
 
 
-def _every_worker_ready(base: str, workers: int, seen: set[int]) -> bool:
-    """GET /ready is 200 from every worker: each one's pid from GET /deployment, on a new
-    connection each time so the kernel hands them to either worker. A tree without
-    /deployment (the base) counts its first 200, which flatters the base."""
-    import httpx
-
-    with httpx.Client(base_url=base, timeout=5) as client:
-        if client.get("/ready").status_code != 200:
-            return False
-        answer = client.get("/deployment")
-        if answer.status_code != 200:
-            return True
-        seen.add(int(answer.json()["worker"]["pid"]))
-    return len(seen) >= workers
-
-
 def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[str, float]:
-    """Seconds until /ready is 200, then peak tree RSS/PSS over a few requests."""
+    """Seconds until /ready is 200 from every worker, then peak tree RSS/PSS over a few
+    requests."""
     import httpx
+
+    from serve import every_worker_ready  # bench/serve.py: this script's folder is on sys.path
 
     port = _port()
     started = time.perf_counter()
@@ -223,9 +210,10 @@ def _serve(env: dict[str, str], workers: int, record: dict[str, Any]) -> dict[st
             if proc.poll() is not None:
                 raise RuntimeError(f"churnops serve exited with {proc.returncode}")
             try:
-                if _every_worker_ready(base, workers, seen):
-                    ready = time.perf_counter() - started
-                    ready_cpu = _cpu_seconds(proc.pid)
+                with httpx.Client(base_url=base, timeout=5) as client:  # a new connection
+                    if every_worker_ready(client, workers, seen):
+                        ready = time.perf_counter() - started
+                        ready_cpu = _cpu_seconds(proc.pid)
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
