@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -192,17 +193,8 @@ class FastEncoder:
         return self.assemble(numeric, self.category_codes(frame), dtype)
 
     @cached_property
-    def _numeric_plan(self) -> tuple[tuple[str, float, float, float], ...]:
-        """(name, median, mean, scale) per numeric column, as Python floats."""
-        return tuple(
-            zip(
-                self.numeric_names,
-                self.medians.tolist(),
-                self.means.tolist(),
-                self.scales.tolist(),
-                strict=True,
-            )
-        )
+    def _record_plan(self) -> _RecordPlan:
+        return _RecordPlan.of(self)
 
     def encode_records(self, records: Records) -> np.ndarray:
         """Encoding of plain records (a list of dicts or a dict of lists) with no DataFrame.
@@ -211,52 +203,55 @@ class FastEncoder:
         Python list (per-element numpy writes would cost more than the arithmetic), more rows a
         column at a time with numpy.
         """
+        plan = self._record_plan
         if isinstance(records, Mapping):
             length = len(next(iter(records.values()))) if records else 0
             absent = [None] * length
-            return self._encode_columns(lambda name: records.get(name, absent), length)
+            return self._encode_columns([records.get(name, absent) for name in plan.names], length)
         if len(records) >= COLUMNAR_ROWS:
-            rows = records
-            return self._encode_columns(lambda name: [row.get(name) for row in rows], len(rows))
+            return self._encode_columns(plan.columns(records), len(records))
         return self._encode_rows(records)
 
     def _encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         # Fill, centre and scale are the same float64 operations as `_standardised`.
+        plan = self._record_plan
         width = self.n_outputs
         flat = [0.0] * (len(rows) * width)
-        numeric = self._numeric_plan
-        categorical = self.categorical
         start = 0
-        for row in rows:
-            for j, (name, median, mean, scale) in enumerate(numeric):
-                value = row.get(name)
+        for values in plan.rows(rows):
+            for j, (median, mean, scale) in enumerate(plan.numeric):
+                value = values[j]
                 number = median if value is None else float(value)
                 if number != number:  # NaN is missing, as in a frame
                     number = median
                 flat[start + j] = (number - mean) / scale
-            for block in categorical:
-                value = row.get(block.name)
-                missing = _is_missing(value)
-                position = block.index.get(MISSING_CATEGORY if missing else str(value))
-                if position is not None:
+            for block, value in zip(plan.blocks, values[plan.n_numeric :], strict=True):
+                position = block.position(value)
+                if position >= 0:
                     flat[start + block.offset + position] = 1.0
             start += width
         return np.array(flat, dtype=np.float64).reshape(len(rows), width)
 
-    def _encode_columns(self, column: Callable[[str], Sequence[Any]], length: int) -> np.ndarray:
+    def _encode_columns(self, columns: Sequence[Sequence[Any]], length: int) -> np.ndarray:
+        """`columns`: each feature's values in `_RecordPlan.names` order."""
+        plan = self._record_plan
         matrix = np.zeros((length, self.n_outputs), dtype=np.float64)
-        for j, name in enumerate(self.numeric_names):
-            # None becomes NaN, which `_standardised` fills with the median.
-            matrix[:, j] = self._standardised(np.array(column(name), dtype=np.float64), j)
-        if self.categorical:
-            codes = np.empty((len(self.categorical), length), dtype=np.intp)
-            for b, block in enumerate(self.categorical):
-                index = block.index
-                missing = index.get(MISSING_CATEGORY, -1)
-                codes[b] = [
-                    missing if _is_missing(value) else index.get(str(value), -1)
-                    for value in column(block.name)
-                ]
+        n = plan.n_numeric
+        if n:
+            # None becomes NaN, filled with the median; the same float64 steps as `_standardised`.
+            block = np.array(columns[:n], dtype=np.float64).reshape(n, length)
+            np.copyto(block, self.medians[:, None], where=np.isnan(block))
+            block -= self.means[:, None]
+            block /= self.scales[:, None]
+            matrix[:, :n] = block.T
+        if plan.blocks:
+            codes = np.array(
+                [
+                    block.positions(column)
+                    for block, column in zip(plan.blocks, columns[n:], strict=True)
+                ],
+                dtype=np.intp,
+            ).reshape(len(plan.blocks), length)
             # Every block's one-hot at once: set (row, block offset + code) where the code is known.
             known = codes >= 0
             rows = np.broadcast_to(np.arange(length), codes.shape)[known]
@@ -286,3 +281,70 @@ class FastEncoder:
             starts, features = self._feature_groups
             out[:, features] = np.add.reduceat(encoded, starts, axis=1)
         return out
+
+
+@dataclass(frozen=True)
+class _BlockLookup:
+    """One categorical block's value -> position, with the common case (a value that is its
+    category's own text, or None) one dict lookup done in C."""
+
+    offset: int
+    index: dict[str, int]
+    missing: int  # position of the missing-value category, -1 when training saw none
+    fast: dict[Any, int]  # `index` plus None -> `missing`
+
+    @classmethod
+    def of(cls, block: CategoricalBlock) -> _BlockLookup:
+        missing = block.index.get(MISSING_CATEGORY, -1)
+        return cls(block.offset, block.index, missing, {**block.index, None: missing})
+
+    def slow(self, value: Any) -> int:
+        """What `fast` does not hold: NaN, numbers and other values compared as their text."""
+        return self.missing if _is_missing(value) else self.index.get(str(value), -1)
+
+    def position(self, value: Any) -> int:
+        position = self.fast.get(value)
+        return self.slow(value) if position is None else position
+
+    def positions(self, values: Sequence[Any]) -> list[int | None]:
+        found = list(map(self.fast.get, values))
+        if None in found:
+            return [self.slow(v) if f is None else f for f, v in zip(found, values, strict=True)]
+        return found
+
+
+@dataclass(frozen=True)
+class _RecordPlan:
+    """How plain records are read: every feature's value of a record in one C call."""
+
+    names: tuple[str, ...]  # numeric features, then categorical ones
+    n_numeric: int
+    numeric: tuple[tuple[float, float, float], ...]  # (median, mean, scale) as Python floats
+    blocks: tuple[_BlockLookup, ...]
+    values_of: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # KeyError when a name is absent
+
+    @classmethod
+    def of(cls, encoder: FastEncoder) -> _RecordPlan:
+        names = encoder.numeric_names + tuple(block.name for block in encoder.categorical)
+        getter = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        numeric = zip(
+            encoder.medians.tolist(), encoder.means.tolist(), encoder.scales.tolist(), strict=True
+        )
+        return cls(
+            names=names,
+            n_numeric=len(encoder.numeric_names),
+            numeric=tuple(numeric),
+            blocks=tuple(_BlockLookup.of(block) for block in encoder.categorical),
+            values_of=getter,
+        )
+
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each row's values in `names` order; an absent feature is None."""
+        try:
+            return list(map(self.values_of, rows))
+        except KeyError:
+            return [tuple(map(row.get, self.names)) for row in rows]
+
+    def columns(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each feature's values over `rows`, in `names` order (a transpose done by zip)."""
+        return list(zip(*self.rows(rows), strict=True)) if rows else [() for _ in self.names]

@@ -77,6 +77,53 @@ def test_records_encode_like_the_frame_whatever_the_count(
     np.testing.assert_array_equal(encoder.encode_records(records), encoder.encode_frame(expected))
 
 
+@pytest.mark.parametrize("column", ["fee", "plan"])
+@pytest.mark.parametrize("rows", [3, COLUMNAR_ROWS + 2])
+def test_a_single_feature_encodes_like_the_frame(
+    table: tuple[pd.DataFrame, np.ndarray], column: str, rows: int
+) -> None:
+    """One feature: a record's values are read with one key, not a tuple of several."""
+    frame, _ = table
+    single = frame[[column, "target"]]
+    schema = infer_schema(single, DataSettings(target="target"))
+    encoder = FastEncoder.from_fitted(build_preprocessor(schema).fit(single), schema)
+    part = single.iloc[:rows]
+    records = part[[column]].astype(object).where(part[[column]].notna(), None)
+    as_records = records.to_dict(orient="records")
+    expected = encoder.encode_frame(part)
+    assert expected.shape[1] >= 1
+    np.testing.assert_array_equal(encoder.encode_records(as_records), expected)
+    as_columns = {column: list(records[column])}
+    np.testing.assert_array_equal(encoder.encode_records(as_columns), expected)
+
+
+def test_values_that_are_not_their_categorys_text_are_matched_by_text(
+    table: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    """Categories are looked up by the value's own text first: a number, a bool or NaN given
+    for a category column finds the same one-hot as in a frame, in both record paths."""
+    frame = pd.DataFrame(
+        {
+            "code": ["1", "2", "True", "2", "1", None] * 10,
+            "fee": np.arange(60, dtype=float),
+            "target": [0, 1] * 30,
+        }
+    )
+    schema = infer_schema(frame, DataSettings(target="target"))
+    encoder = FastEncoder.from_fitted(build_preprocessor(schema).fit(frame), schema)
+    given: list[object] = [1, "2", True, 2.0, np.int64(1), float("nan")]
+    records = [{"code": given[i % 6], "fee": float(i)} for i in range(len(frame))]
+    # 2.0 reads "2.0", not a category seen in training: no one-hot, as a frame of text gives.
+    text = [None if v != v else str(v) for v in given]
+    as_text = pd.Series([text[i % 6] for i in range(len(frame))], dtype=object)
+    expected = encoder.encode_frame(frame.assign(code=as_text))
+    block = encoder.categorical[0]
+    onehot = expected[:, block.offset : block.offset + len(block.index)]
+    assert 0 < onehot.sum() < len(frame)  # some rows known, some not: the check can fail
+    for count in (5, len(records)):
+        np.testing.assert_array_equal(encoder.encode_records(records[:count]), expected[:count])
+
+
 def test_sum_by_feature_adds_each_features_columns_whatever_the_rows(
     table: tuple[pd.DataFrame, np.ndarray],
 ) -> None:
