@@ -9,6 +9,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS := dev,spark,dashboard,flows,dvc
 STAMP := $(VENV)/.installed
+# Tests at once in `make test` (its parallel phase); the machines here have 2 cores.
+TEST_WORKERS ?= 2
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
@@ -92,9 +94,16 @@ format: setup
 	$(BIN)/ruff check --fix src tests bench
 
 test: lint
-	@# pytest exits 5 when it collects no test: that is a failure here, never a pass.
-	status=0; $(BIN)/pytest -p no:cacheprovider --durations=15 tests || status=$$?; \
-	  if [ $$status -eq 5 ]; then echo "error: no tests were collected" >&2; fi; exit $$status
+	@# Two phases: every test that asserts no time runs TEST_WORKERS at once (pytest-xdist, one
+	@# test file per worker so a file's module fixtures are built once), then those that assert a
+	@# time or a speed (marked serial) run alone. Either failing fails the target; pytest exits 5
+	@# when it collects no test: that is a failure here, never a pass.
+	status=0; $(BIN)/pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not serial" \
+	  --durations=15 tests || status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "error: no tests were collected" >&2; fi; \
+	  serial=0; $(BIN)/pytest -p no:cacheprovider -m serial --durations=5 tests || serial=$$?; \
+	  if [ $$serial -eq 5 ]; then echo "error: no serial tests were collected" >&2; fi; \
+	  if [ $$status -eq 0 ]; then status=$$serial; fi; exit $$status
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow and not spark" tests

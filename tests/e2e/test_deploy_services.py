@@ -34,7 +34,7 @@ from tests.support.deploy import (
 )
 from tests.support.models import TrainedModel
 from tests.support.services import needs, require_redis
-from tests.support.stores import free_port
+from tests.support.stores import command_lines, descendants, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -112,6 +112,9 @@ def test_mlflow_answers_the_host_name_compose_gives_it_and_the_trainer_trains(
     env = container.env("api", "mlflow")
     with run_as_container(command, container, env) as process:
         _wait_healthy(process, _healthcheck_url("mlflow", port), timeout=180)
+        # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner or huey consumer beside it.
+        children = command_lines(descendants(process.pid))
+        assert children and not [c for c in children if b"huey" in c or b"_job_runner" in c]
         search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
         # What the trainer, the API and the app send: MLFLOW_TRACKING_URI=http://mlflow:5000.
         assert compose()["x-churnops-env"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"

@@ -374,6 +374,7 @@ class PartitionProxy:
                 dst.shutdown(socket.SHUT_WR)
 
 
+@pytest.mark.serial  # asserts a time: run alone, not beside another test
 def test_ready_answers_in_time_while_the_database_hangs(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:

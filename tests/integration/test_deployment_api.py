@@ -184,6 +184,7 @@ def test_shadow_scores_are_stored_beside_the_answer_which_stays_the_champions(
     ("kind", "why"),
     [("raises", "raised RuntimeError"), ("constant", "constant score"), ("sleeps", "bound")],
 )
+@pytest.mark.serial  # asserts a time: run alone, not beside another test
 def test_a_faulty_shadow_never_touches_the_answer_and_is_rolled_back(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path, kind: str, why: str
 ) -> None:

@@ -80,8 +80,14 @@ def _mlflow_server(tmp_path: Path) -> Iterator[str]:
         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
         "--default-artifact-root", str(tmp_path / "server-artifacts"),
     ]  # fmt: skip
+    # As deploy/compose.yml runs it: no MLflow job runner (churnops runs no MLflow jobs).
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
     )
     uri = f"http://127.0.0.1:{port}"
     try:

@@ -284,6 +284,7 @@ def _flush(seq: int) -> bytes:
     return orjson_dumps({"op": "flush", "timeout": 30, "seq": seq}) + b"\n"
 
 
+@pytest.mark.serial  # asserts a time: run alone, not beside another test
 def test_requests_are_answered_at_once_whatever_the_flush_interval(tmp_path: Path) -> None:
     """Predictions wait for a batch or the flush interval (30 s here), a request never does:
     not when its line arrives in two pieces, nor behind more lines than the child reads ahead

@@ -69,6 +69,7 @@ def test_without_p_values_every_figure_and_decision_is_the_same(
     )
 
 
+@pytest.mark.serial  # asserts a time: run alone, not beside another test
 @pytest.mark.slow
 def test_one_million_rows_stable_and_shifted(
     reference: MonitoringReference, settings: MonitoringSettings
