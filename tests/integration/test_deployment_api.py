@@ -41,6 +41,8 @@ class Faulty:
 
     def __init__(self, inner: Any, kind: str) -> None:
         self._inner, self.kind = inner, kind
+        self.threads: list[str] = []  # the thread of each score_records call
+        self.slow = False  # "turns-slow": every call sleeps 20 ms once this is set
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -48,10 +50,13 @@ class Faulty:
     def score_records(self, records: Any, *, reasons: bool = True) -> Any:
         import numpy as np
 
+        self.threads.append(threading.current_thread().name)
         if self.kind == "raises":
             raise RuntimeError("challenger exploded")
         if self.kind == "sleeps":
             time.sleep(0.3)
+        if self.kind == "turns-slow" and self.slow:
+            time.sleep(0.02)
         scores = self._inner.score_records(records, reasons=reasons)
         n = len(scores.probability)
         if self.kind == "constant":
@@ -78,9 +83,19 @@ def real_scorer(trained_model: TrainedModel) -> Any:
     return trained_model.scorer()
 
 
-def _app(settings: Settings, scorer: Any, kind: str) -> Any:
+def _app(
+    settings: Settings, scorer: Any, kind: str, challengers: list[Faulty] | None = None
+) -> Any:
+    """The API with `scorer` as champion and a `kind` of Faulty as challenger (each one made is
+    appended to `challengers`)."""
+
     def loader(uri: str) -> tuple[Any, None]:
-        return (Faulty(scorer, kind) if uri.endswith(f"/{CHALLENGER}") else scorer), None
+        if not uri.endswith(f"/{CHALLENGER}"):
+            return scorer, None
+        challenger = Faulty(scorer, kind)
+        if challengers is not None:
+            challengers.append(challenger)
+        return challenger, None
 
     return create_app(settings, scorer_loader=loader, resolve_alias=lambda n, a: "1")
 
@@ -180,6 +195,66 @@ def test_shadow_scores_are_stored_beside_the_answer_which_stays_the_champions(
     )
 
 
+def _shadow_scoring(client: TestClient) -> str | None:
+    return client.get("/deployment").json()["worker"]["shadow_scoring"]
+
+
+def test_a_fast_shadow_challenger_is_scored_on_the_event_loop_not_a_thread(
+    trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
+) -> None:
+    """No GIL hand-offs to a thread: the loop scores the shadow between requests."""
+    settings = _settings(trained_model, tmp_path)
+    records = _distinct_records(trained_model, 30)
+    made: list[Faulty] = []
+    with TestClient(_app(settings, real_scorer, "shifted", made)) as client:
+        assert _shadow_scoring(client) is None  # no deployment
+        _start(settings, "shadow")
+        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        assert _shadow_scoring(client) == "event-loop"
+        challenger = made[-1]
+        probed = len(challenger.threads)
+        assert probed >= 1  # the probe at load time
+        loop_thread = client.portal.call(lambda: threading.current_thread().name)
+        for record in records:
+            assert client.post("/predict", json=record).status_code == 200
+        client.post("/predict/batch", json={"customers": records})
+        time.sleep(0.3)
+        _flushed(client)
+    shadow_calls = challenger.threads[probed:]
+    assert shadow_calls and set(shadow_calls) == {loop_thread}
+    stored = _query(settings, "select count(*) from shadow_predictions")[0][0]
+    assert stored == 2 * len(records)
+
+
+def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
+    trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
+) -> None:
+    """One slow chunk on the loop and the challenger is scored on the shadow thread from then
+    on; its scores are still stored, the answers stay the champion's."""
+    settings = _settings(trained_model, tmp_path)
+    records = _distinct_records(trained_model, 20)
+    made: list[Faulty] = []
+    with TestClient(_app(settings, real_scorer, "turns-slow", made)) as client:
+        _start(settings, "shadow")
+        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        assert _shadow_scoring(client) == "event-loop"
+        challenger = made[-1]
+        challenger.slow = True
+        answers = []
+        for record in records:
+            answers.append(client.post("/predict", json=record).json())
+            time.sleep(0.04)  # one hand-over (30 ms) a request: the first one demotes it
+        assert wait_for(lambda: _shadow_scoring(client) == "thread", timeout=5)
+        time.sleep(0.3)
+        _flushed(client)
+        worker = client.get("/deployment").json()["worker"]
+    assert all(a["model_version"] == "1" for a in answers)
+    assert "shadow" in challenger.threads  # scored on the thread after the slow chunk
+    assert worker["faults"]["timeouts"] == 0  # 20 ms is inside the 100 ms bound: not a fault
+    stored = _query(settings, "select count(*) from shadow_predictions")[0][0]
+    assert stored == len(records)
+
+
 @pytest.mark.parametrize(
     ("kind", "why"),
     [("raises", "raised RuntimeError"), ("constant", "constant score"), ("sleeps", "bound")],
@@ -198,6 +273,8 @@ def test_a_faulty_shadow_never_touches_the_answer_and_is_rolled_back(
     with TestClient(_app(settings, real_scorer, kind)) as client:
         _start(settings, "shadow", timeout_ms=50.0, thresholds={"constant_after": 20})
         assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        # the load-time probe keeps one that raises or sleeps off the event loop
+        assert _shadow_scoring(client) == ("event-loop" if kind == "constant" else "thread")
         slowest = 0.0
         for record, wanted in zip(records, expected, strict=True):
             started = time.perf_counter()

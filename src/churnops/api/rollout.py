@@ -7,9 +7,10 @@ primary-key SELECT) and swaps one immutable `Route` object, which a request read
 - canary: a customer's bucket (keyed hash of their id, else of the caller's API key) below the
   weight's cutoff is answered by the challenger; about 1 µs a request.
 - blue-green: both models loaded and warm; `live` says which one answers.
-- shadow: after the answer is handed to the server, the request's records go to a thread that
-  scores them with the challenger (handed over every 30 ms). A score later than the policy's
-  `timeout_ms` is discarded;
+- shadow: after the answer is handed to the server, the request's records are collected for
+  30 ms and then scored with the challenger: on the event loop, a few records at a time between
+  requests, when a probe at load time found the challenger fast; otherwise (and for large
+  batches) on a thread. A score later than the policy's `timeout_ms` is discarded;
   a challenger that raises, runs out of time or returns one constant score is counted, and at
   `fault_limit` faults this worker stops shadowing and rolls the deployment back (recorded with
   the reason). Nothing the challenger does reaches the answer.
@@ -47,6 +48,17 @@ MAX_SHADOW_QUEUE = 10_000  # records waiting for the challenger; beyond this the
 # kept 0.82-0.84 of the champion's throughput instead of 0.72-0.78 (median of 3 rounds, twice,
 # same server) and a third of the thread's CPU a request. 30 ms of the default 100 ms bound.
 SHADOW_BATCH_SECONDS = 0.03
+# Scoring on the thread still cost p99 1.3-1.6x of the champion alone at one worker: with both
+# cores busy (the loop, wrk, the writer), every GIL hand-off waits for the OS to give the thread
+# a core, and the loop waits with it. A fast challenger is therefore scored on the loop itself,
+# at most INLINE_CHUNK records (about 0.3 ms) between two turns of the loop: no hand-offs, and a
+# request waits for one chunk at most. "Fast" is judged when the challenger is loaded (best of
+# PROBE_RUNS scorings of INLINE_CHUNK copies of its example under INLINE_PROBE_LIMIT) and again
+# by every chunk: one slower than INLINE_DEMOTE_AFTER sends the challenger back to the thread.
+INLINE_CHUNK = 64
+PROBE_RUNS = 5
+INLINE_PROBE_LIMIT = 0.002
+INLINE_DEMOTE_AFTER = 0.005
 LOAD_ATTEMPTS = 3  # a challenger that cannot be loaded this many polls in a row is rolled back
 
 
@@ -170,6 +182,7 @@ class Rollout:
         self._last_evaluation = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._load_failures = 0
+        self._inline: LoadedModel | None = None  # the challenger fast enough to score on the loop
 
     # -- hot path ------------------------------------------------------------------------------
 
@@ -210,8 +223,8 @@ class Rollout:
         faults.last_witness = witness
 
     def shadow(self, job: ShadowJob) -> None:
-        """Queue records for the challenger; handed to the shadow thread once this loop turn is
-        over (the answer is with the server by then)."""
+        """Queue records for the challenger; scored SHADOW_BATCH_SECONDS later, on the loop or on
+        the shadow thread (the answer is with the server by then)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # a large batch scored in a worker thread
@@ -226,6 +239,40 @@ class Rollout:
     def _hand_over(self) -> None:
         self._flush_scheduled = False
         jobs, self._pending = self._pending, []
+        inline = self._inline
+        if inline is not None:
+            small = [j for j in jobs if j.model is inline and len(j.records) <= INLINE_CHUNK]
+            if small:
+                jobs = [
+                    j for j in jobs if not (j.model is inline and len(j.records) <= INLINE_CHUNK)
+                ]
+                asyncio.get_running_loop().call_soon(self._score_inline, small)
+        if jobs:
+            self._to_thread(jobs)
+
+    def _score_inline(self, jobs: list[ShadowJob]) -> None:
+        """Score one chunk on the loop; the rest of `jobs` after the loop's next turn."""
+        count, end = 0, 0
+        while end < len(jobs) and (end == 0 or count + len(jobs[end].records) <= INLINE_CHUNK):
+            count += len(jobs[end].records)
+            end += 1
+        chunk, rest = jobs[:end], jobs[end:]
+        took = self._score_shadow(chunk)
+        if took is not None and took > INLINE_DEMOTE_AFTER and self._inline is chunk[0].model:
+            logger.warning(
+                "challenger took %.1f ms for %d records on the event loop: scored on a thread now",
+                1000 * took,
+                count,
+            )
+            self._inline = None
+        if not rest:
+            return
+        if self._inline is None:
+            self._to_thread(rest)
+        else:
+            asyncio.get_running_loop().call_soon(self._score_inline, rest)
+
+    def _to_thread(self, jobs: list[ShadowJob]) -> None:
         with self._wake:
             for job in jobs:
                 if self._queued + len(job.records) > MAX_SHADOW_QUEUE:
@@ -249,14 +296,15 @@ class Rollout:
                 self._queued = 0
             self._score_shadow(jobs)
 
-    def _score_shadow(self, jobs: list[ShadowJob]) -> None:
+    def _score_shadow(self, jobs: list[ShadowJob]) -> float | None:
+        """Score `jobs` with the challenger in force; the seconds its scoring took."""
         route = self.route
         if route.mode != "shadow" or route.challenger is None:
-            return
+            return None
         challenger = route.challenger
         jobs = [job for job in jobs if job.model is challenger]
         if not jobs:
-            return
+            return None
         records = [record for job in jobs for record in job.records]
         started = time.perf_counter()
         try:  # probabilities only: nobody reads a shadow's reasons
@@ -269,7 +317,7 @@ class Rollout:
         except Exception as exc:
             self.fault("errors", f"challenger raised {type(exc).__name__}: {exc}")
             self.metrics.observe_variant("shadow", (), 0.0, errors=len(records))
-            return
+            return time.perf_counter() - started
         finished = time.perf_counter()
         each_us = int((finished - started) * 1e6 / max(1, len(records)))
         rows: list[tuple[Any, ...]] = []
@@ -302,6 +350,7 @@ class Rollout:
             writer = self._writer()
             if writer is not None:
                 writer.enqueue_shadow(challenger.name, challenger.version, rows)
+        return took
 
     # -- policy --------------------------------------------------------------------------------
 
@@ -432,6 +481,8 @@ class Rollout:
                 return
             self._load_failures = 0
             self._loaded = {policy.challenger_version: challenger}
+            fast = await asyncio.to_thread(fast_enough_inline, challenger)
+            self._inline = challenger if fast else None
         if self.faults.reason is not None:  # faulted here: champion only until the policy moves on
             self.policy = policy
             self.route = Route(policy=policy)
@@ -494,9 +545,34 @@ class Rollout:
                 "challenger_version": None
                 if route.challenger is None
                 else route.challenger.version,
+                # where this worker scores its shadow: "event-loop" (fast challenger) or "thread"
+                "shadow_scoring": None
+                if route.mode != "shadow" or route.challenger is None
+                else ("event-loop" if self._inline is route.challenger else "thread"),
                 "faults": self._fault_numbers(),
                 "fault_reason": self.faults.reason,
                 "last_error": self.last_error,
                 "checked_at": datetime.now(UTC).isoformat(),
             },
         }
+
+
+def fast_enough_inline(model: LoadedModel) -> bool:
+    """Whether `model` scores INLINE_CHUNK records fast enough to do it on the event loop.
+
+    Best of PROBE_RUNS on copies of its request example, so a busy machine does not make a fast
+    model look slow; one that raises, or sleeps, stays on the thread.
+    """
+    records = [dict(model.contract.example) for _ in range(INLINE_CHUNK)]
+    best = float("inf")
+    try:
+        for _ in range(PROBE_RUNS):
+            started = time.perf_counter()
+            model.scorer.score_records(records, reasons=False)
+            took = time.perf_counter() - started
+            if took > 0.05:  # slow even for a first call: no point in the other runs
+                return False
+            best = min(best, took)
+    except Exception:  # the thread path counts its faults
+        return False
+    return best <= INLINE_PROBE_LIMIT
