@@ -229,8 +229,8 @@ def test_a_fast_shadow_challenger_is_scored_on_the_event_loop_not_a_thread(
 def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
 ) -> None:
-    """One slow chunk on the loop and the challenger is scored on the shadow thread from then
-    on; its scores are still stored, the answers stay the champion's."""
+    """Three slow chunks in a row on the loop and the challenger is scored on the shadow thread
+    from then on; its scores are still stored, the answers stay the champion's."""
     settings = _settings(trained_model, tmp_path)
     records = _distinct_records(trained_model, 20)
     made: list[Faulty] = []
@@ -239,17 +239,21 @@ def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
         assert wait_for(lambda: _following(client, "shadow"), timeout=10)
         assert _shadow_scoring(client) == "event-loop"
         challenger = made[-1]
+        loop_thread = client.portal.call(lambda: threading.current_thread().name)
         challenger.slow = True
+        before = len(challenger.threads)
         answers = []
         for record in records:
             answers.append(client.post("/predict", json=record).json())
-            time.sleep(0.04)  # one hand-over (30 ms) a request: the first one demotes it
+            time.sleep(0.04)  # one hand-over (30 ms), so one chunk, a request
         assert wait_for(lambda: _shadow_scoring(client) == "thread", timeout=5)
         time.sleep(0.3)
         _flushed(client)
         worker = client.get("/deployment").json()["worker"]
     assert all(a["model_version"] == "1" for a in answers)
-    assert "shadow" in challenger.threads  # scored on the thread after the slow chunk
+    calls = challenger.threads[before:]  # one a chunk
+    assert calls[:3] == [loop_thread] * 3  # three slow chunks on the loop, then the thread
+    assert len(calls) > 3 and set(calls[3:]) == {"shadow"}
     assert worker["faults"]["timeouts"] == 0  # 20 ms is inside the 100 ms bound: not a fault
     stored = _query(settings, "select count(*) from shadow_predictions")[0][0]
     assert stored == len(records)

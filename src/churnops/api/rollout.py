@@ -54,11 +54,14 @@ SHADOW_BATCH_SECONDS = 0.03
 # at most INLINE_CHUNK records (about 0.3 ms) between two turns of the loop: no hand-offs, and a
 # request waits for one chunk at most. "Fast" is judged when the challenger is loaded (best of
 # PROBE_RUNS scorings of INLINE_CHUNK copies of its example under INLINE_PROBE_LIMIT) and again
-# by every chunk: one slower than INLINE_DEMOTE_AFTER sends the challenger back to the thread.
+# by every chunk: INLINE_STRIKES chunks in a row slower than INLINE_DEMOTE_AFTER send the
+# challenger back to the thread. In a row, because one slow chunk is as often the OS giving the
+# core to another process, or a full garbage collection, as the challenger itself.
 INLINE_CHUNK = 64
 PROBE_RUNS = 5
 INLINE_PROBE_LIMIT = 0.002
 INLINE_DEMOTE_AFTER = 0.005
+INLINE_STRIKES = 3
 LOAD_ATTEMPTS = 3  # a challenger that cannot be loaded this many polls in a row is rolled back
 
 
@@ -183,6 +186,7 @@ class Rollout:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._load_failures = 0
         self._inline: LoadedModel | None = None  # the challenger fast enough to score on the loop
+        self._slow_chunks = 0  # chunks in a row that took it over INLINE_DEMOTE_AFTER on the loop
 
     # -- hot path ------------------------------------------------------------------------------
 
@@ -258,13 +262,18 @@ class Rollout:
             end += 1
         chunk, rest = jobs[:end], jobs[end:]
         took = self._score_shadow(chunk)
-        if took is not None and took > INLINE_DEMOTE_AFTER and self._inline is chunk[0].model:
-            logger.warning(
-                "challenger took %.1f ms for %d records on the event loop: scored on a thread now",
-                1000 * took,
-                count,
-            )
-            self._inline = None
+        if took is not None and self._inline is chunk[0].model:
+            self._slow_chunks = self._slow_chunks + 1 if took > INLINE_DEMOTE_AFTER else 0
+            if self._slow_chunks >= INLINE_STRIKES:
+                logger.warning(
+                    "challenger took over %.0f ms on the event loop %d times in a row (last: "
+                    "%.1f ms for %d records): scored on a thread now",
+                    1000 * INLINE_DEMOTE_AFTER,
+                    INLINE_STRIKES,
+                    1000 * took,
+                    count,
+                )
+                self._inline = None
         if not rest:
             return
         if self._inline is None:
@@ -483,6 +492,7 @@ class Rollout:
             self._loaded = {policy.challenger_version: challenger}
             fast = await asyncio.to_thread(fast_enough_inline, challenger)
             self._inline = challenger if fast else None
+            self._slow_chunks = 0
         if self.faults.reason is not None:  # faulted here: champion only until the policy moves on
             self.policy = policy
             self.route = Route(policy=policy)
