@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--home", type=Path, default=ROOT / ".churnops" / "bench")
     parser.add_argument("--deployment", action="store_true", help="shadow/canary vs champion")
-    parser.add_argument("--rounds", type=int, default=3, help="--deployment: shadow runs")
+    parser.add_argument("--rounds", type=int, default=5, help="--deployment: shadow runs")
     parser.add_argument("--routing-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.routing_child:
