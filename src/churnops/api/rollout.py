@@ -243,6 +243,8 @@ class Rollout:
     def _hand_over(self) -> None:
         self._flush_scheduled = False
         jobs, self._pending = self._pending, []
+        if self._stopping:  # as on the thread: what waits at shutdown is not scored
+            return
         inline = self._inline
         if inline is not None:
             small = [j for j in jobs if j.model is inline and len(j.records) <= INLINE_CHUNK]
@@ -256,6 +258,8 @@ class Rollout:
 
     def _score_inline(self, jobs: list[ShadowJob]) -> None:
         """Score one chunk on the loop; the rest of `jobs` after the loop's next turn."""
+        if self._stopping:
+            return
         count, end = 0, 0
         while end < len(jobs) and (end == 0 or count + len(jobs[end].records) <= INLINE_CHUNK):
             count += len(jobs[end].records)
