@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from lightgbm import LGBMClassifier
 from sklearn.ensemble import RandomForestClassifier
 from xgboost import DMatrix, XGBClassifier
 
-from churnops.modeling.forest import from_lightgbm, from_sklearn_forest, from_xgboost
+from churnops.modeling.forest import FlatForest, from_lightgbm, from_sklearn_forest, from_xgboost
 from churnops.modeling.predictors import SMALL_REQUEST_ROWS, predictor_for
 
 
@@ -72,3 +74,61 @@ def test_predictor_engine_depends_only_on_row_count(data: tuple[np.ndarray, np.n
     proba, contributions = predictor.proba_and_contributions(small)
     np.testing.assert_array_equal(proba, predictor.proba(small))
     assert contributions.shape == small.shape
+
+
+def _row_by_row(flat: FlatForest, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The walk in plain Python: each row through every tree in order, as the libraries sum."""
+    xs = flat._prepared(x)
+    proba = np.empty(len(xs))
+    contrib = np.zeros(xs.shape)
+    for r, row in enumerate(xs):
+        total32, total = np.float32(flat.base), flat.base
+        for root in flat.roots:
+            node = int(root)
+            while flat.left[node] != node:
+                v = row[flat.feature[node]]
+                if np.isnan(v):
+                    go_left = bool(flat.default_left[node])
+                else:
+                    go_left = (
+                        v < flat.threshold[node] if flat.rule == "lt" else v <= flat.threshold[node]
+                    )
+                child = int(flat.left[node] if go_left else flat.right[node])
+                contrib[r, flat.feature[node]] += flat.mean[child] - flat.mean[node]
+                node = child
+            if flat.float32_sum:
+                total32 = np.float32(total32 + np.float32(flat.value[node]))
+            else:
+                total += flat.value[node]
+        if flat.link == "mean":
+            proba[r] = total / flat.n_trees
+            contrib[r] /= flat.n_trees
+        else:
+            margin = float(total32) if flat.float32_sum else total
+            proba[r] = 1.0 / (1.0 + math.exp(-margin))  # the libm exp the compiled walk calls
+    return proba, contrib
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "sklearn"])
+def test_the_compiled_walk_gives_the_plain_walk_bit_for_bit(
+    data: tuple[np.ndarray, np.ndarray], library: str
+) -> None:
+    """Any rework of the compiled walk (loop order, branch-free steps) must keep each row's
+    sums in tree order: not even the last bit of a score or a reason may move."""
+    x, y = data
+    x = x.copy()
+    x[::5, 1] = np.nan
+    if library == "xgboost":
+        flat = from_xgboost(XGBClassifier(n_estimators=40, max_depth=4).fit(x, y).get_booster())
+    elif library == "lightgbm":
+        flat = from_lightgbm(LGBMClassifier(n_estimators=30, verbose=-1).fit(x, y).booster_)
+    else:
+        model = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0)
+        flat = from_sklearn_forest(model.fit(np.nan_to_num(x), y))
+    assert flat is not None
+    rows = x[:64]
+    proba, contrib = flat.proba_and_contributions(rows, contributions=True)
+    expected_proba, expected_contrib = _row_by_row(flat, rows)
+    np.testing.assert_array_equal(proba, expected_proba)
+    np.testing.assert_array_equal(contrib, expected_contrib)
+    np.testing.assert_array_equal(flat.proba(rows[:1]), expected_proba[:1])  # one row alike
