@@ -246,15 +246,15 @@ class Rollout:
         if self._stopping:  # as on the thread: what waits at shutdown is not scored
             return
         inline = self._inline
-        if inline is not None:
-            small = [j for j in jobs if j.model is inline and len(j.records) <= INLINE_CHUNK]
-            if small:
-                jobs = [
-                    j for j in jobs if not (j.model is inline and len(j.records) <= INLINE_CHUNK)
-                ]
-                asyncio.get_running_loop().call_soon(self._score_inline, small)
-        if jobs:
-            self._to_thread(jobs)
+        on_loop: list[ShadowJob] = []
+        on_thread: list[ShadowJob] = []
+        for job in jobs:
+            fits = inline is not None and job.model is inline and len(job.records) <= INLINE_CHUNK
+            (on_loop if fits else on_thread).append(job)
+        if on_loop:
+            asyncio.get_running_loop().call_soon(self._score_inline, on_loop)
+        if on_thread:
+            self._to_thread(on_thread)
 
     def _score_inline(self, jobs: list[ShadowJob]) -> None:
         """Score one chunk on the loop; the rest of `jobs` after the loop's next turn."""
