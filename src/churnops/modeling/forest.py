@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +44,25 @@ class FlatForest:
     @property
     def n_trees(self) -> int:
         return len(self.roots)
+
+    @cached_property
+    def walk_depth(self) -> int:
+        """Steps for the walk's fixed-depth mode (`treewalk._walk`), or 0 to walk each tree to
+        its leaf: fixed depth pays off when the deepest leaf is at most one step deeper than
+        the average leaf (boosters' shallow, nearly full trees), not on deep uneven trees."""
+        left, right = self.left, self.right
+        frontier = self.roots
+        depth, leaves, leaf_depths = 0, 0, 0
+        while frontier.size:
+            is_leaf = left[frontier] == frontier
+            leaves += int(is_leaf.sum())
+            leaf_depths += depth * int(is_leaf.sum())
+            inner = frontier[~is_leaf]
+            if not inner.size:
+                break
+            frontier = np.concatenate([left[inner], right[inner]])
+            depth += 1
+        return depth if leaves and depth <= leaf_depths / leaves + 1 else 0
 
     def _prepared(self, x: np.ndarray) -> np.ndarray:
         """Rows in the dtype the thresholds are compared in (sklearn first rounds to float32)."""
@@ -86,6 +106,7 @@ class FlatForest:
             probability,
             contrib,
             contributions,
+            self.walk_depth,
         )
         return probability, contrib if contributions else None
 

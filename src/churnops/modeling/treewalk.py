@@ -50,6 +50,31 @@ def load_registries() -> None:
     registries_ready = True
 
 
+@njit(cache=True, inline="always")
+def _child(
+    x: np.ndarray,
+    r: int,
+    node: int,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    default_left: np.ndarray,
+    strict_less: bool,
+) -> int:
+    """The child row `r` goes to from inner `node` (a leaf: itself), without branches on the data.
+
+    On real customers each split goes either way, and a mispredicted branch a node cost more than
+    the node (one customer 5.0 -> 4.3 µs, 64 customers 5.3 -> 3.5 µs each, 300 trees of depth 3).
+    A NaN compares False either way, so it goes where `default_left` says; strict_less is the
+    same for the whole walk, so that branch is always predicted.
+    """
+    v = x[r, feature[node]]
+    below = v < threshold[node] if strict_less else v <= threshold[node]
+    go_left = below | (np.isnan(v) & default_left[node])
+    return right[node] + np.int64(go_left) * (left[node] - right[node])
+
+
 @njit(cache=True)
 def _walk(
     x: np.ndarray,
@@ -68,6 +93,7 @@ def _walk(
     probability: np.ndarray,
     contributions: np.ndarray,
     want_contributions: bool,
+    depth: int,
 ) -> None:
     """Fill `probability` (rows,) and, if wanted, add path contributions into `contributions`.
 
@@ -75,31 +101,52 @@ def _walk(
     point to themselves. Each split credits its feature with the change in the node mean along the
     path. `average` (random forests): the output is the mean leaf value and
     contributions are averaged too; otherwise the output is the sigmoid of base + sum of leaves.
+
+    `depth` > 0: every tree is walked exactly `depth` steps (a leaf reached earlier steps onto
+    itself, crediting nothing). For shallow, nearly full trees (boosters) this drops the "leaf
+    yet?" branch, mispredicted wherever leaves sit at different depths, and lets probabilities
+    alone walk two trees at once: two independent chains of loads for the CPU to overlap (300
+    trees of depth 3: 4.5 -> 2.8 µs a customer). With contributions, trees go one at a time, so
+    each feature's credits add up in the same order as the plain walk's. `depth` 0: each tree
+    until its leaf (deep, uneven trees such as random forests).
     """
     n_rows = x.shape[0]
     n_trees = roots.shape[0]
+    pairs = depth > 0 and not want_contributions
     for r in range(n_rows):
         total32 = np.float32(base)
         total = base
-        for t in range(n_trees):
+        t = 0
+        if pairs:
+            while t + 1 < n_trees:
+                a = roots[t]
+                b = roots[t + 1]
+                for _ in range(depth):
+                    a = _child(x, r, a, feature, threshold, left, right, default_left, strict_less)
+                    b = _child(x, r, b, feature, threshold, left, right, default_left, strict_less)
+                if float32_sum:  # in tree order, as one tree at a time would
+                    total32 = np.float32(total32 + np.float32(value[a]))
+                    total32 = np.float32(total32 + np.float32(value[b]))
+                else:
+                    total += value[a]
+                    total += value[b]
+                t += 2
+        while t < n_trees:
             node = roots[t]
-            while left[node] != node:
-                # Without branches on the data: on real customers each split goes either way,
-                # and a mispredicted branch a node cost more than the node (one customer 5.0 ->
-                # 4.3 µs, 64 customers 5.3 -> 3.5 µs each, 300 trees of depth 3). A NaN compares
-                # False either way, so it goes where `default_left` says.
-                v = x[r, feature[node]]
-                # strict_less is the same for the whole walk: that branch is always predicted
-                below = v < threshold[node] if strict_less else v <= threshold[node]
-                go_left = below | (np.isnan(v) & default_left[node])
-                child = right[node] + np.int64(go_left) * (left[node] - right[node])
+            steps = 0
+            while (depth > 0 and steps < depth) or (depth == 0 and left[node] != node):
+                child = _child(
+                    x, r, node, feature, threshold, left, right, default_left, strict_less
+                )
                 if want_contributions:
                     contributions[r, feature[node]] += mean[child] - mean[node]
                 node = child
+                steps += 1
             if float32_sum:
                 total32 = np.float32(total32 + np.float32(value[node]))
             else:
                 total += value[node]
+            t += 1
         if average:
             probability[r] = total / n_trees
             if want_contributions:
@@ -128,11 +175,12 @@ def walk(
     probability: np.ndarray,
     contributions: np.ndarray,
     want_contributions: bool,
+    depth: int,
 ) -> None:
     """`_walk` holding the GIL."""
     _walk(
-        x, roots, feature, threshold, left, right, default_left, value, mean,
-        strict_less, float32_sum, average, base, probability, contributions, want_contributions,
+        x, roots, feature, threshold, left, right, default_left, value, mean, strict_less,
+        float32_sum, average, base, probability, contributions, want_contributions, depth,
     )  # fmt: skip
 
 
@@ -154,11 +202,12 @@ def walk_released(
     probability: np.ndarray,
     contributions: np.ndarray,
     want_contributions: bool,
+    depth: int,
 ) -> None:
     """`_walk` with the GIL released, for inputs large enough to be scored off the event loop."""
     _walk(
-        x, roots, feature, threshold, left, right, default_left, value, mean,
-        strict_less, float32_sum, average, base, probability, contributions, want_contributions,
+        x, roots, feature, threshold, left, right, default_left, value, mean, strict_less,
+        float32_sum, average, base, probability, contributions, want_contributions, depth,
     )  # fmt: skip
 
 
@@ -178,7 +227,7 @@ def compile_all(*, ahead_of_time: bool = True) -> None:
             kernel(
                 x, index, index, np.zeros(1, dtype=dtype), index, index,
                 np.ones(1, dtype=np.bool_), node, node, True, dtype is np.float32, False, 0.0,
-                np.zeros(1), np.zeros((1, 1)), True,
+                np.zeros(1), np.zeros((1, 1)), True, 0,
             )  # fmt: skip
     if ahead_of_time:
         from churnops.modeling import treewalk_aot

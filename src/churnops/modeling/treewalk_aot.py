@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 # The arguments of `treewalk._walk`, with the comparison dtype ({x}) of the rows and thresholds.
 SIGNATURE = (
     "void({x}[:, ::1], i8[::1], i8[::1], {x}[::1], i8[::1], i8[::1], b1[::1], f8[::1], f8[::1], "
-    "b1, b1, b1, f8, f8[::1], f8[:, ::1], b1)"
+    "b1, b1, b1, f8, f8[::1], f8[:, ::1], b1, i8)"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -109,26 +110,58 @@ def _row_by_row(flat: FlatForest, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return proba, contrib
 
 
+def _with_walk_depth(flat: FlatForest, depth: int) -> FlatForest:
+    forced = dataclasses.replace(flat)
+    forced.__dict__["walk_depth"] = depth  # the cached property, decided here instead
+    return forced
+
+
+def _deepest_leaf(flat: FlatForest) -> int:
+    def depth(node: int) -> int:
+        if flat.left[node] == node:
+            return 0
+        return 1 + max(depth(int(flat.left[node])), depth(int(flat.right[node])))
+
+    return max(depth(int(root)) for root in flat.roots)
+
+
+@pytest.mark.parametrize("walk", ["to each leaf", "fixed depth"])
 @pytest.mark.parametrize("library", ["xgboost", "lightgbm", "sklearn"])
 def test_the_compiled_walk_gives_the_plain_walk_bit_for_bit(
-    data: tuple[np.ndarray, np.ndarray], library: str
+    data: tuple[np.ndarray, np.ndarray], library: str, walk: str
 ) -> None:
-    """Any rework of the compiled walk (loop order, branch-free steps) must keep each row's
-    sums in tree order: not even the last bit of a score or a reason may move."""
+    """Any rework of the compiled walk (loop order, branch-free steps, fixed depth, two trees at
+    once) must keep each row's sums in tree order: not even the last bit of a score or a reason
+    may move. Odd tree counts: the walk two trees at a time ends on a single one."""
     x, y = data
     x = x.copy()
     x[::5, 1] = np.nan
     if library == "xgboost":
-        flat = from_xgboost(XGBClassifier(n_estimators=40, max_depth=4).fit(x, y).get_booster())
+        flat = from_xgboost(XGBClassifier(n_estimators=41, max_depth=4).fit(x, y).get_booster())
     elif library == "lightgbm":
-        flat = from_lightgbm(LGBMClassifier(n_estimators=30, verbose=-1).fit(x, y).booster_)
+        flat = from_lightgbm(LGBMClassifier(n_estimators=31, verbose=-1).fit(x, y).booster_)
     else:
-        model = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0)
+        model = RandomForestClassifier(n_estimators=11, max_depth=6, random_state=0)
         flat = from_sklearn_forest(model.fit(np.nan_to_num(x), y))
     assert flat is not None
+    flat = _with_walk_depth(flat, _deepest_leaf(flat) if walk == "fixed depth" else 0)
     rows = x[:64]
     proba, contrib = flat.proba_and_contributions(rows, contributions=True)
     expected_proba, expected_contrib = _row_by_row(flat, rows)
     np.testing.assert_array_equal(proba, expected_proba)
     np.testing.assert_array_equal(contrib, expected_contrib)
+    np.testing.assert_array_equal(flat.proba(rows), expected_proba)  # probabilities alone
     np.testing.assert_array_equal(flat.proba(rows[:1]), expected_proba[:1])  # one row alike
+
+
+def test_boosters_shallow_trees_take_the_fixed_depth_walk_and_deep_uneven_ones_do_not(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = data
+    booster = from_xgboost(XGBClassifier(n_estimators=20, max_depth=3).fit(x, y).get_booster())
+    assert booster is not None
+    assert booster.walk_depth == _deepest_leaf(booster) == 3
+    deep = from_sklearn_forest(RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y))
+    assert deep is not None
+    assert _deepest_leaf(deep) > 10  # grown to purity: leaves at many depths
+    assert deep.walk_depth == 0

@@ -28,7 +28,7 @@ def test_one_stump_by_hand() -> None:
     probability, contributions = np.empty(3), np.zeros((3, 1))
     walk(
         x, roots, feature, threshold, left, right, default_left, value, mean, True, True, False,
-        0.0, probability, contributions, True,
+        0.0, probability, contributions, True, 0,
     )  # fmt: skip
     np.testing.assert_allclose(probability, 1 / (1 + np.exp(-np.array([1.0, -1.0, -1.0]))))
     np.testing.assert_allclose(contributions[:, 0], [0.8, -1.2, -1.2])

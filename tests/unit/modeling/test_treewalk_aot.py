@@ -48,7 +48,7 @@ def _random_forest(rng: np.random.Generator, *, dtype: Any, n_features: int) -> 
     return {
         "roots": forest.roots, "feature": forest.feature, "threshold": forest.threshold,
         "left": forest.left, "right": forest.right, "default_left": forest.default_left,
-        "value": forest.value, "mean": forest.mean,
+        "value": forest.value, "mean": forest.mean, "depth": 5,  # the deepest tree's
     }  # fmt: skip
 
 
@@ -58,8 +58,19 @@ def _random_forest(rng: np.random.Generator, *, dtype: Any, n_features: int) -> 
     (False, False, False),  # LightGBM
     (False, False, True),  # random forest
 ])  # fmt: skip
+@pytest.mark.parametrize(("fixed_depth", "want_contributions"), [
+    (False, True),  # each tree to its leaf
+    (True, True),  # fixed depth, one tree at a time
+    (True, False),  # fixed depth, two trees at once
+])  # fmt: skip
 def test_the_ahead_of_time_walk_equals_numbas_bit_for_bit(
-    compiled: Any, dtype: Any, strict: bool, float32_sum: bool, average: bool
+    compiled: Any,
+    dtype: Any,
+    strict: bool,
+    float32_sum: bool,
+    average: bool,
+    fixed_depth: bool,
+    want_contributions: bool,
 ) -> None:
     rng = np.random.default_rng(7)
     n_features = 6
@@ -75,7 +86,8 @@ def test_the_ahead_of_time_walk_equals_numbas_bit_for_bit(
         kernel(
             np.ascontiguousarray(x), arrays["roots"], arrays["feature"], arrays["threshold"],
             arrays["left"], arrays["right"], arrays["default_left"], arrays["value"],
-            arrays["mean"], strict, float32_sum, average, -0.4, probability, contributions, True,
+            arrays["mean"], strict, float32_sum, average, -0.4, probability, contributions,
+            want_contributions, arrays["depth"] if fixed_depth else 0,
         )  # fmt: skip
         results.append((probability, contributions))
     (jit_p, jit_c), (aot_p, aot_c) = results
