@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from churnops.api import rollout
 from churnops.api.app import create_app
 from churnops.deployment import controller
 from churnops.deployment.routing import routes_to_challenger
@@ -42,6 +43,7 @@ class Faulty:
     def __init__(self, inner: Any, kind: str) -> None:
         self._inner, self.kind = inner, kind
         self.threads: list[str] = []  # the thread of each score_records call
+        self.sizes: list[int] = []  # and how many records it scored
         self.slow = False  # "turns-slow": every call sleeps 20 ms once this is set
 
     def __getattr__(self, name: str) -> Any:
@@ -51,6 +53,7 @@ class Faulty:
         import numpy as np
 
         self.threads.append(threading.current_thread().name)
+        self.sizes.append(len(records))
         if self.kind == "raises":
             raise RuntimeError("challenger exploded")
         if self.kind == "sleeps":
@@ -226,10 +229,42 @@ def test_a_fast_shadow_challenger_is_scored_on_the_event_loop_not_a_thread(
     assert stored == 2 * len(records)
 
 
+def test_the_loop_scores_a_burst_in_slices_and_stores_every_score(
+    trained_model: TrainedModel,
+    real_scorer: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hand-over's records are scored a slice at a time (here 4 records), one slice between two
+    turns of the loop, so a request waits for one slice at most; every score is still stored."""
+    monkeypatch.setattr(rollout, "slice_records", lambda seconds_per_record: 4)
+    settings = _settings(trained_model, tmp_path)
+    records = _distinct_records(trained_model, 40)
+    made: list[Faulty] = []
+    with TestClient(_app(settings, real_scorer, "shifted", made)) as client:
+        _start(settings, "shadow")
+        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        assert _shadow_scoring(client) == "event-loop"
+        challenger = made[-1]
+        probed = len(challenger.sizes)
+        loop_thread = client.portal.call(lambda: threading.current_thread().name)
+        for record in records:
+            assert client.post("/predict", json=record).status_code == 200
+        time.sleep(0.3)
+        _flushed(client)
+    sizes, threads = challenger.sizes[probed:], challenger.threads[probed:]
+    assert sum(sizes) == len(records)
+    assert max(sizes) <= 4  # never a whole hand-over at once
+    assert max(sizes) > 1  # but several requests' records a call, not one call each
+    assert set(threads) == {loop_thread}
+    stored = _query(settings, "select count(*) from shadow_predictions")[0][0]
+    assert stored == len(records)
+
+
 def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
 ) -> None:
-    """Three slow chunks in a row on the loop and the challenger is scored on the shadow thread
+    """Three slow slices in a row on the loop and the challenger is scored on the shadow thread
     from then on; its scores are still stored, the answers stay the champion's."""
     settings = _settings(trained_model, tmp_path)
     records = _distinct_records(trained_model, 20)
@@ -245,14 +280,14 @@ def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
         answers = []
         for record in records:
             answers.append(client.post("/predict", json=record).json())
-            time.sleep(0.04)  # one hand-over (30 ms), so one chunk, a request
+            time.sleep(0.04)  # one hand-over (30 ms), so one slice, a request
         assert wait_for(lambda: _shadow_scoring(client) == "thread", timeout=5)
         time.sleep(0.3)
         _flushed(client)
         worker = client.get("/deployment").json()["worker"]
     assert all(a["model_version"] == "1" for a in answers)
-    calls = challenger.threads[before:]  # one a chunk
-    assert calls[:3] == [loop_thread] * 3  # three slow chunks on the loop, then the thread
+    calls = challenger.threads[before:]  # one a slice
+    assert calls[:3] == [loop_thread] * 3  # three slow slices on the loop, then the thread
     assert len(calls) > 3 and set(calls[3:]) == {"shadow"}
     assert worker["faults"]["timeouts"] == 0  # 20 ms is inside the 100 ms bound: not a fault
     stored = _query(settings, "select count(*) from shadow_predictions")[0][0]
