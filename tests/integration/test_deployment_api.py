@@ -261,6 +261,71 @@ def test_the_loop_scores_a_burst_in_slices_and_stores_every_score(
     assert stored == len(records)
 
 
+def test_shadow_records_already_past_the_bound_are_dropped_unscored(
+    trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
+) -> None:
+    """A 10 ms bound and a 30 ms hand-over: every record is late when its turn comes, so the loop
+    spends nothing on scores it would discard; they are counted as dropped, not as the
+    challenger's fault, and the answers are untouched."""
+    settings = _settings(trained_model, tmp_path)
+    records = _distinct_records(trained_model, 12)
+    made: list[Faulty] = []
+    with TestClient(_app(settings, real_scorer, "shifted", made)) as client:
+        _start(settings, "shadow", timeout_ms=10.0)
+        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        assert _shadow_scoring(client) == "event-loop"
+        challenger = made[-1]
+        probed = len(challenger.sizes)
+        for record in records:
+            assert client.post("/predict", json=record).status_code == 200
+        assert wait_for(
+            lambda: client.get("/deployment").json()["worker"]["faults"]["dropped"] == len(records),
+            timeout=5,
+        )
+        worker = client.get("/deployment").json()["worker"]
+    assert challenger.sizes[probed:] == []  # not one of them scored
+    assert worker["faults"]["errors"] == worker["faults"]["timeouts"] == 0
+    assert worker["mode"] == "shadow"  # dropping is not a fault: no rollback
+
+
+def test_a_failure_in_the_loops_shadow_scoring_drops_its_queue_and_scoring_goes_on(
+    trained_model: TrainedModel,
+    real_scorer: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside the challenger's own call (here: the shadow's bookkeeping raising once), a failure
+    is logged, what waited is counted as dropped, and the next requests are scored and stored:
+    every record is either stored or counted, none silently lost."""
+    real = rollout.Rollout._score_shadow
+    failures = {"left": 1}
+
+    def once_broken(self: Any, route: Any, jobs: Any, rows: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("bookkeeping broke")
+        return real(self, route, jobs, rows)
+
+    monkeypatch.setattr(rollout.Rollout, "_score_shadow", once_broken)
+    settings = _settings(trained_model, tmp_path)
+    records = _distinct_records(trained_model, 30)
+    with TestClient(_app(settings, real_scorer, "shifted")) as client:
+        _start(settings, "shadow")
+        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+        for record in records[:10]:
+            assert client.post("/predict", json=record).status_code == 200
+        time.sleep(0.2)
+        for record in records[10:]:
+            assert client.post("/predict", json=record).status_code == 200
+        time.sleep(0.3)
+        _flushed(client)
+        dropped = client.get("/deployment").json()["worker"]["faults"]["dropped"]
+    stored = _query(settings, "select count(*) from shadow_predictions")[0][0]
+    assert failures["left"] == 0 and dropped >= 1
+    assert stored >= len(records) - 10  # the later requests were scored
+    assert stored + dropped == len(records)
+
+
 def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
 ) -> None:

@@ -67,9 +67,13 @@ INLINE_STRIKES = 3
 # worker, p99 over the champion alone was 1.34x with slices of 64 customers (~0.45 ms), 1.20x
 # with 16, 1.10x with 8 (~75 us) and 1.08x with 4; throughput 0.97, 0.90, 0.87, 0.84, since
 # each call has a fixed cost (median of 6 rounds each, same machine and hour). The slice's
-# records are counted from the probe's time per record; their rows reach the writer as one
-# line per hand-over, not one per slice.
+# records are counted from the probe's time per record. A job is never split: a batch request's
+# records (at most INLINE_CHUNK) make one slice. One queue and one callback for the loop, so two
+# hand-overs never score at once; jobs already past the time bound when their turn comes are
+# dropped unscored (their scores would be discarded). Rows reach the writer as one line when
+# the queue is empty, or every LOOP_ROWS_PER_LINE rows under a backlog, not one per slice.
 INLINE_SLICE_SECONDS = 0.00006
+LOOP_ROWS_PER_LINE = 512
 LOAD_ATTEMPTS = 3  # a challenger that cannot be loaded this many polls in a row is rolled back
 
 
@@ -195,6 +199,11 @@ class Rollout:
         self._load_failures = 0
         self._inline: LoadedModel | None = None  # the challenger fast enough to score on the loop
         self._slice_records = 1  # how many of its records the loop scores between two turns
+        self._loop_jobs: deque[ShadowJob] = deque()  # waiting for the loop (all ours: no lock)
+        self._loop_queued = 0  # their records
+        self._loop_scoring = False  # a `_score_inline` call is scheduled
+        self._loop_rows: list[tuple[Any, ...]] = []  # scored on the loop, not yet with the writer
+        self._loop_rows_model: LoadedModel | None = None  # whose they are
         self._slow_slices = 0  # slices in a row that took it over INLINE_DEMOTE_AFTER on the loop
 
     # -- hot path ------------------------------------------------------------------------------
@@ -260,28 +269,64 @@ class Rollout:
         for job in jobs:
             fits = inline is not None and job.model is inline and len(job.records) <= INLINE_CHUNK
             (on_loop if fits else on_thread).append(job)
-        if on_loop:
-            asyncio.get_running_loop().call_soon(self._score_inline, on_loop)
+        for job in on_loop:
+            if self._loop_queued + len(job.records) > MAX_SHADOW_QUEUE:
+                self.faults.count("dropped", len(job.records))
+                continue
+            self._loop_jobs.append(job)
+            self._loop_queued += len(job.records)
+        if self._loop_jobs and not self._loop_scoring:
+            self._loop_scoring = True
+            asyncio.get_running_loop().call_soon(self._score_inline)
         if on_thread:
             self._to_thread(on_thread)
 
-    def _score_inline(
-        self, jobs: list[ShadowJob], rows: list[tuple[Any, ...]] | None = None
-    ) -> None:
-        """Score one slice of `jobs` on the loop, the rest after the loop's next turn; the rows
-        of them all go to the writer together once the last slice is scored."""
-        model = jobs[0].model  # one hand-over's loop jobs are all for the inline challenger
-        rows = [] if rows is None else rows
-        if self._stopping:  # what is scored is kept; the rest is not scored (as on the thread)
-            self._store_rows(model, rows)
+    def _score_inline(self) -> None:
+        """Score one slice of the loop's queue, then let the loop take a turn before the next."""
+        self._loop_scoring = False
+        try:
+            self._score_slice()
+        except Exception:  # never silently: the queue would stall with its records uncounted
+            logger.exception("shadow scoring on the event loop failed; its queue is dropped")
+            self.faults.count("dropped", self._loop_queued)
+            self._loop_jobs.clear()
+            self._loop_queued = 0
+            self._flush_loop_rows()
             return
+        if self._loop_jobs:
+            self._loop_scoring = True
+            asyncio.get_running_loop().call_soon(self._score_inline)
+
+    def _score_slice(self) -> None:
+        queue = self._loop_jobs
+        if self._stopping:  # what is scored is kept; the rest is not scored (as on the thread)
+            queue.clear()
+            self._loop_queued = 0
+            self._flush_loop_rows()
+            return
+        route = self.route
+        now = time.perf_counter()
+        late = 0
+        while queue and now - queue[0].submitted > route.timeout:
+            late += len(queue.popleft().records)
+        if late:  # the loop is behind: not the challenger's fault
+            self._loop_queued -= late
+            self.faults.count("dropped", late)
+        if not queue:
+            self._flush_loop_rows()
+            return
+        model = queue[0].model
+        chunk = [queue.popleft()]
+        count = len(chunk[0].records)
         limit = self._slice_records
-        count, end = 0, 0
-        while end < len(jobs) and (end == 0 or count + len(jobs[end].records) <= limit):
-            count += len(jobs[end].records)
-            end += 1
-        chunk, rest = jobs[:end], jobs[end:]
-        took = self._score_shadow(self.route, chunk, rows)
+        while queue and queue[0].model is model and count + len(queue[0].records) <= limit:
+            chunk.append(queue.popleft())
+            count += len(chunk[-1].records)
+        if self._loop_rows_model is not model:
+            self._flush_loop_rows()
+            self._loop_rows_model = model
+        took = self._score_shadow(route, chunk, self._loop_rows)
+        self._loop_queued -= count  # only now: should scoring raise, the chunk counts as dropped
         if took is not None and self._inline is model:
             self._slow_slices = self._slow_slices + 1 if took > INLINE_DEMOTE_AFTER else 0
             if self._slow_slices >= INLINE_STRIKES:
@@ -294,12 +339,18 @@ class Rollout:
                     count,
                 )
                 self._inline = None
-        if rest and self._inline is not None:
-            asyncio.get_running_loop().call_soon(self._score_inline, rest, rows)
-            return
-        self._store_rows(model, rows)
-        if rest:
+        if self._inline is None and queue:  # demoted: the rest waits for the thread
+            rest = list(queue)
+            queue.clear()
+            self._loop_queued = 0
             self._to_thread(rest)
+        if not queue or len(self._loop_rows) >= LOOP_ROWS_PER_LINE:
+            self._flush_loop_rows()
+
+    def _flush_loop_rows(self) -> None:
+        rows, self._loop_rows = self._loop_rows, []
+        if rows and self._loop_rows_model is not None:
+            self._store_rows(self._loop_rows_model, rows)
 
     def _to_thread(self, jobs: list[ShadowJob]) -> None:
         with self._wake:

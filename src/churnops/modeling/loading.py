@@ -52,6 +52,7 @@ PICKLED_MODULES = (
     "modeling/scorer.py",
     "modeling/predictors.py",
     "modeling/forest.py",
+    "modeling/treewalk.py",  # what a pickled FlatForest.walk_depth means
     "modeling/calibration.py",
     "features/encoder.py",
     "data/schema.py",

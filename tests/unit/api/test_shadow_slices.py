@@ -10,7 +10,7 @@ from churnops.api.rollout import INLINE_CHUNK, INLINE_SLICE_SECONDS, slice_recor
 @pytest.mark.parametrize(
     ("seconds_per_record", "expected"),
     [
-        (INLINE_SLICE_SECONDS / 10, 10),  # about INLINE_SLICE_SECONDS' worth
+        (INLINE_SLICE_SECONDS / 9.5, 9),  # about INLINE_SLICE_SECONDS' worth
         (INLINE_SLICE_SECONDS / 10.9, 10),  # never over it
         (INLINE_SLICE_SECONDS * 3, 1),  # a record longer than a slice: one at a time
         (1e-12, INLINE_CHUNK),  # a very fast model: at most a chunk

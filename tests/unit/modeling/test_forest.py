@@ -11,7 +11,13 @@ from lightgbm import LGBMClassifier
 from sklearn.ensemble import RandomForestClassifier
 from xgboost import DMatrix, XGBClassifier
 
-from churnops.modeling.forest import FlatForest, from_lightgbm, from_sklearn_forest, from_xgboost
+from churnops.modeling.forest import (
+    FlatForest,
+    _Builder,
+    from_lightgbm,
+    from_sklearn_forest,
+    from_xgboost,
+)
 from churnops.modeling.predictors import SMALL_REQUEST_ROWS, predictor_for
 
 
@@ -165,3 +171,19 @@ def test_boosters_shallow_trees_take_the_fixed_depth_walk_and_deep_uneven_ones_d
     assert deep is not None
     assert _deepest_leaf(deep) > 10  # grown to purity: leaves at many depths
     assert deep.walk_depth == 0
+
+
+def test_a_forest_of_single_leaves_walks_to_the_leaf_and_scores_its_values() -> None:
+    builder = _Builder()
+    for leaf in (0.5, -0.25, 1.0):
+        builder.add(
+            feature=[0], threshold=[0.0], left=[-1], right=[-1], default_left=[True],
+            value=[leaf], mean=[leaf],
+        )  # fmt: skip
+    flat = builder.build(
+        rule="lt", compare_dtype=np.float32, base=0.0, link="logit", float32_sum=True
+    )
+    assert flat.walk_depth == 0
+    margin = float(np.float32(np.float32(np.float32(0.5) + np.float32(-0.25)) + np.float32(1.0)))
+    expected = 1.0 / (1.0 + math.exp(-margin))
+    np.testing.assert_array_equal(flat.proba(np.zeros((3, 2))), [expected] * 3)
