@@ -264,25 +264,28 @@ def test_the_loop_scores_a_burst_in_slices_and_stores_every_score(
 def test_shadow_records_already_past_the_bound_are_dropped_unscored(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
 ) -> None:
-    """A 10 ms bound and a 30 ms hand-over: every record is late when its turn comes, so the loop
-    spends nothing on scores it would discard; they are counted as dropped, not as the
-    challenger's fault, and the answers are untouched."""
+    """A 1 µs bound: every record is late when its turn on the loop comes (a hand-over alone
+    waits 30 ms), so the loop spends nothing on scores it would discard; they are counted as
+    dropped, not as the challenger's fault, and the answers are untouched."""
     settings = _settings(trained_model, tmp_path)
     records = _distinct_records(trained_model, 12)
     made: list[Faulty] = []
     with TestClient(_app(settings, real_scorer, "shifted", made)) as client:
-        _start(settings, "shadow", timeout_ms=10.0)
+        _start(settings, "shadow", timeout_ms=0.001)
         assert wait_for(lambda: _following(client, "shadow"), timeout=10)
         assert _shadow_scoring(client) == "event-loop"
         challenger = made[-1]
         probed = len(challenger.sizes)
-        for record in records:
-            assert client.post("/predict", json=record).status_code == 200
-        assert wait_for(
-            lambda: client.get("/deployment").json()["worker"]["faults"]["dropped"] == len(records),
-            timeout=5,
-        )
+        answers = [client.post("/predict", json=record) for record in records]
+
+        def dropped() -> int:
+            return int(client.get("/deployment").json()["worker"]["faults"]["dropped"])
+
+        wait_for(lambda: dropped() >= len(records), timeout=5)
+        time.sleep(0.1)  # nothing more to come
         worker = client.get("/deployment").json()["worker"]
+    assert all(a.status_code == 200 and a.json()["model_version"] == "1" for a in answers)
+    assert worker["faults"]["dropped"] == len(records)
     assert challenger.sizes[probed:] == []  # not one of them scored
     assert worker["faults"]["errors"] == worker["faults"]["timeouts"] == 0
     assert worker["mode"] == "shadow"  # dropping is not a fault: no rollback
