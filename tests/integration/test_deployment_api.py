@@ -202,6 +202,18 @@ def _shadow_scoring(client: TestClient) -> str | None:
     return client.get("/deployment").json()["worker"]["shadow_scoring"]
 
 
+def _shadow_on_the_loop(
+    client: TestClient, settings: Settings, made: list[Faulty], **options: Any
+) -> tuple[Faulty, str]:
+    """Start a shadow deployment, wait until the worker scores it on the event loop; the
+    challenger it loaded and the loop's thread name."""
+    _start(settings, "shadow", **options)
+    assert wait_for(lambda: _following(client, "shadow"), timeout=10)
+    assert _shadow_scoring(client) == "event-loop"
+    loop_thread = client.portal.call(lambda: threading.current_thread().name)
+    return made[-1], loop_thread
+
+
 def test_a_fast_shadow_challenger_is_scored_on_the_event_loop_not_a_thread(
     trained_model: TrainedModel, real_scorer: Any, tmp_path: Path
 ) -> None:
@@ -242,12 +254,8 @@ def test_the_loop_scores_a_burst_in_slices_and_stores_every_score(
     records = _distinct_records(trained_model, 40)
     made: list[Faulty] = []
     with TestClient(_app(settings, real_scorer, "shifted", made)) as client:
-        _start(settings, "shadow")
-        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
-        assert _shadow_scoring(client) == "event-loop"
-        challenger = made[-1]
+        challenger, loop_thread = _shadow_on_the_loop(client, settings, made)
         probed = len(challenger.sizes)
-        loop_thread = client.portal.call(lambda: threading.current_thread().name)
         for record in records:
             assert client.post("/predict", json=record).status_code == 200
         time.sleep(0.3)
@@ -271,10 +279,7 @@ def test_shadow_records_already_past_the_bound_are_dropped_unscored(
     records = _distinct_records(trained_model, 12)
     made: list[Faulty] = []
     with TestClient(_app(settings, real_scorer, "shifted", made)) as client:
-        _start(settings, "shadow", timeout_ms=0.001)
-        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
-        assert _shadow_scoring(client) == "event-loop"
-        challenger = made[-1]
+        challenger, _ = _shadow_on_the_loop(client, settings, made, timeout_ms=0.001)
         probed = len(challenger.sizes)
         answers = [client.post("/predict", json=record) for record in records]
 
@@ -338,11 +343,7 @@ def test_a_shadow_challenger_that_turns_slow_moves_to_the_thread(
     records = _distinct_records(trained_model, 20)
     made: list[Faulty] = []
     with TestClient(_app(settings, real_scorer, "turns-slow", made)) as client:
-        _start(settings, "shadow")
-        assert wait_for(lambda: _following(client, "shadow"), timeout=10)
-        assert _shadow_scoring(client) == "event-loop"
-        challenger = made[-1]
-        loop_thread = client.portal.call(lambda: threading.current_thread().name)
+        challenger, loop_thread = _shadow_on_the_loop(client, settings, made)
         challenger.slow = True
         before = len(challenger.threads)
         answers = []
