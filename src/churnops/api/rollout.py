@@ -269,12 +269,7 @@ class Rollout:
         for job in jobs:
             fits = inline is not None and job.model is inline and len(job.records) <= INLINE_CHUNK
             (on_loop if fits else on_thread).append(job)
-        for job in on_loop:
-            if self._loop_queued + len(job.records) > MAX_SHADOW_QUEUE:
-                self.faults.count("dropped", len(job.records))
-                continue
-            self._loop_jobs.append(job)
-            self._loop_queued += len(job.records)
+        self._loop_queued = self._enqueue(self._loop_jobs, self._loop_queued, on_loop)
         if self._loop_jobs and not self._loop_scoring:
             self._loop_scoring = True
             asyncio.get_running_loop().call_soon(self._score_inline)
@@ -288,9 +283,8 @@ class Rollout:
             self._score_slice()
         except Exception:  # never silently: the queue would stall with its records uncounted
             logger.exception("shadow scoring on the event loop failed; its queue is dropped")
-            self.faults.count("dropped", self._loop_queued)
-            self._loop_jobs.clear()
-            self._loop_queued = 0
+            self.faults.count("dropped", self._loop_queued)  # the slice in flight included
+            self._take_loop_jobs()
             self._flush_loop_rows()
             return
         if self._loop_jobs:
@@ -300,8 +294,7 @@ class Rollout:
     def _score_slice(self) -> None:
         queue = self._loop_jobs
         if self._stopping:  # what is scored is kept; the rest is not scored (as on the thread)
-            queue.clear()
-            self._loop_queued = 0
+            self._take_loop_jobs()
             self._flush_loop_rows()
             return
         route = self.route
@@ -340,12 +333,27 @@ class Rollout:
                 )
                 self._inline = None
         if self._inline is None and queue:  # demoted: the rest waits for the thread
-            rest = list(queue)
-            queue.clear()
-            self._loop_queued = 0
-            self._to_thread(rest)
+            self._to_thread(self._take_loop_jobs())
         if not queue or len(self._loop_rows) >= LOOP_ROWS_PER_LINE:
             self._flush_loop_rows()
+
+    def _take_loop_jobs(self) -> list[ShadowJob]:
+        """Empty the loop's queue; what it held."""
+        jobs = list(self._loop_jobs)
+        self._loop_jobs.clear()
+        self._loop_queued = 0
+        return jobs
+
+    def _enqueue(self, queue: deque[ShadowJob], queued: int, jobs: list[ShadowJob]) -> int:
+        """Append `jobs` to `queue` (holding `queued` records) up to MAX_SHADOW_QUEUE records;
+        the rest are dropped and counted. The records `queue` holds then."""
+        for job in jobs:
+            if queued + len(job.records) > MAX_SHADOW_QUEUE:
+                self.faults.count("dropped", len(job.records))
+                continue
+            queue.append(job)
+            queued += len(job.records)
+        return queued
 
     def _flush_loop_rows(self) -> None:
         rows, self._loop_rows = self._loop_rows, []
@@ -354,12 +362,7 @@ class Rollout:
 
     def _to_thread(self, jobs: list[ShadowJob]) -> None:
         with self._wake:
-            for job in jobs:
-                if self._queued + len(job.records) > MAX_SHADOW_QUEUE:
-                    self.faults.count("dropped", len(job.records))
-                    continue
-                self._jobs.append(job)
-                self._queued += len(job.records)
+            self._queued = self._enqueue(self._jobs, self._queued, jobs)
             self._wake.notify()
 
     # -- the shadow thread ---------------------------------------------------------------------
